@@ -1,0 +1,88 @@
+import type { Host, ServerView } from '@vome/core';
+
+/** Formats rows as a left-aligned text table. */
+export function table(headers: string[], rows: Array<Array<string | number | null>>): string {
+  const cells = [headers, ...rows.map((row) => row.map((cell) => (cell === null ? '-' : String(cell))))];
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column]?.length ?? 0)));
+  return cells.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+/** The JSON shape of a server in every command's result. */
+export interface ServerJson {
+  id: string;
+  name: string;
+  subdomain: string;
+  state: string;
+  account: string;
+  host: string;
+  image: string;
+  ipv4: string;
+  mac: string;
+  haPort: number;
+  vcpus: number;
+  memoryMib: number;
+  diskGib: number;
+  suspendedAt: string | null;
+  createdAt: string;
+  destroyedAt: string | null;
+}
+
+export function serverJson(server: ServerView): ServerJson {
+  return {
+    id: server.id,
+    name: server.name,
+    subdomain: server.subdomain,
+    state: server.state,
+    account: server.account_login,
+    host: server.host_name,
+    image: server.image_name,
+    ipv4: server.ipv4,
+    mac: server.mac,
+    haPort: server.ha_port,
+    vcpus: server.vcpus,
+    memoryMib: server.memory_mib,
+    diskGib: server.disk_gib,
+    suspendedAt: server.suspended_at?.toISOString() ?? null,
+    createdAt: server.created_at.toISOString(),
+    destroyedAt: server.destroyed_at?.toISOString() ?? null,
+  };
+}
+
+/** The JSON shape of a host. */
+export interface HostJson {
+  id: string;
+  name: string;
+  transport: string;
+  address: string | null;
+  port: number | null;
+  user: string | null;
+  hostKeySha256: string | null;
+  bridge: string;
+  bridgeCidr: string;
+  range: { start: string; end: string };
+  virtType: string;
+  dataDir: string;
+  vcpus: number;
+  memoryMib: number;
+  checkedAt: string | null;
+}
+
+export function hostJson(host: Host): HostJson {
+  return {
+    id: host.id,
+    name: host.name,
+    transport: host.transport,
+    address: host.ssh_address,
+    port: host.ssh_port,
+    user: host.ssh_user,
+    hostKeySha256: host.host_key_sha256,
+    bridge: host.bridge,
+    bridgeCidr: host.bridge_cidr,
+    range: { start: host.range_start, end: host.range_end },
+    virtType: host.virt_type,
+    dataDir: host.data_dir,
+    vcpus: host.vcpus,
+    memoryMib: host.memory_mib,
+    checkedAt: host.checked_at?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,54 @@
+import { Args, Flags } from '@oclif/core';
+import type { OperationKind } from '@vome/core';
+import { killAfterStepHook, operationJson, type ServerOperationJson } from '../commands/server/create.js';
+import { BaseCommand } from './base-command.js';
+import { withProgress } from './progress.js';
+
+/**
+ * Base of the server operation commands (start, stop, suspend, resume,
+ * rebuild, destroy): each subclass names its operation and its texts.
+ * Destructive ones ask for the server name on a terminal, or take --yes.
+ */
+export abstract class ServerOperationCommand extends BaseCommand {
+  static override args = {
+    name: Args.string({ description: 'Server name.', required: true }),
+  };
+
+  static override flags = {
+    wait: Flags.boolean({ summary: 'Wait for another operation on the server instead of failing.' }),
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required for rebuild and destroy without a terminal).' }),
+  };
+
+  protected abstract readonly kind: Exclude<OperationKind, 'create'>;
+  protected readonly destructive: boolean = false;
+
+  async run(): Promise<ServerOperationJson> {
+    const { args, flags } = await this.parse(ServerOperationCommand);
+    const core = await import('@vome/core');
+    const context = await this.context();
+    const config = await this.config_();
+
+    if (this.destructive && !flags.yes) {
+      await core.getServer(context.db, args.name);
+      if (!process.stdin.isTTY || this.jsonEnabled()) {
+        throw new core.InvalidInputError(`${this.kind} of server "${args.name}" needs confirmation: pass --yes`);
+      }
+      const { input } = await import('@inquirer/prompts');
+      const answer = await input({ message: `Type the server name to ${this.kind} it (${args.name}):` });
+      if (answer.trim() !== args.name) {
+        throw new core.InvalidInputError(`${this.kind} cancelled: the name typed does not match "${args.name}"`);
+      }
+    }
+
+    const result = await withProgress(this.jsonEnabled(), this.kind, args.name, (onProgress) =>
+      core.serverOperation(context, this.adminActor(), args.name, this.kind, {
+        wait: flags.wait,
+        onProgress,
+        afterStep: killAfterStepHook(config.testKillAfterStep),
+      }),
+    );
+    const server = await core.getServerById(context.db, result.server.id);
+    this.note(`server ${server.name} is ${server.state}`);
+    return operationJson(server, result);
+  }
+}

@@ -1,0 +1,38 @@
+import { type Kysely, type Migration, type MigrationResultSet, Migrator } from 'kysely';
+import * as initialSchema from './migrations/2026-12-04-0001-initial-schema.js';
+import type { Database } from './schema.js';
+
+/** Every migration, by name; names sort in the order they apply. */
+const migrations: Record<string, Migration> = {
+  '2026-12-04-0001-initial-schema': initialSchema,
+};
+
+function migrator(db: Kysely<Database>): Migrator {
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+  });
+}
+
+export interface MigrationStatus {
+  name: string;
+  appliedAt: Date | null;
+}
+
+/**
+ * Applies every pending migration. Kysely takes a lock, so two processes
+ * migrating at once apply each migration once.
+ */
+export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
+  const result = await migrator(db).migrateToLatest();
+  if (result.error) {
+    throw result.error;
+  }
+  return result;
+}
+
+/** Lists migrations with the time each was applied, or null when pending. */
+export async function listMigrations(db: Kysely<Database>): Promise<MigrationStatus[]> {
+  const infos = await migrator(db).getMigrations();
+  return infos.map((info) => ({ name: info.name, appliedAt: info.executedAt ?? null }));
+}

@@ -1,0 +1,162 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** A timestamptz column: read as Date, written as Date or left to the default. */
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** int8 columns come back from pg as strings; vome keeps them as strings. */
+type BigIntText = ColumnType<string, string | number | bigint, string | number | bigint>;
+
+export interface AccountsTable {
+  id: Generated<string>;
+  github_login: string;
+  display_name: string;
+  email: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export type HostTransport = 'ssh' | 'local';
+export type VirtType = 'kvm' | 'qemu';
+
+export interface HostsTable {
+  id: Generated<string>;
+  name: string;
+  transport: HostTransport;
+  ssh_address: string | null;
+  ssh_port: number | null;
+  ssh_user: string | null;
+  /** Pinned host key as OpenSSH prints it: "ssh-ed25519 AAAA…". */
+  host_key: string | null;
+  host_key_sha256: string | null;
+  bridge: string;
+  /** The bridge's own address with its prefix, e.g. 10.232.0.1/24. */
+  bridge_cidr: string;
+  range_start: string;
+  range_end: string;
+  virt_type: VirtType;
+  data_dir: string;
+  ovmf_code: string;
+  ovmf_vars: string;
+  vcpus: number;
+  memory_mib: number;
+  created_at: Timestamp;
+  checked_at: NullableTimestamp;
+  removed_at: NullableTimestamp;
+}
+
+export interface ImagesTable {
+  id: Generated<string>;
+  name: string;
+  format: string;
+  virtual_size_bytes: BigIntText;
+  file_size_bytes: BigIntText;
+  /** SHA-256 of the decompressed image file, as placed on hosts. */
+  sha256: string;
+  source: string;
+  created_at: Timestamp;
+}
+
+export interface ImagePlacementsTable {
+  image_id: string;
+  host_id: string;
+  path: string;
+  placed_at: Timestamp;
+}
+
+export type ServerState =
+  | 'provisioning'
+  | 'running'
+  | 'stopped'
+  | 'suspended'
+  | 'rebuilding'
+  | 'destroying'
+  | 'destroyed'
+  | 'failed';
+
+export interface ServersTable {
+  id: Generated<string>;
+  name: string;
+  subdomain: string;
+  account_id: string;
+  host_id: string;
+  image_id: string;
+  vcpus: number;
+  memory_mib: number;
+  disk_gib: number;
+  mac: string;
+  ipv4: string;
+  ha_port: number;
+  state: ServerState;
+  suspended_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  destroyed_at: NullableTimestamp;
+}
+
+export interface AddressAllocationsTable {
+  host_id: string;
+  ipv4: string;
+  server_id: string;
+  allocated_at: Timestamp;
+}
+
+export type OperationKind = 'create' | 'start' | 'stop' | 'suspend' | 'resume' | 'rebuild' | 'destroy';
+export type OperationState = 'running' | 'succeeded' | 'failed' | 'superseded';
+export type StepState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface StepRecord {
+  name: string;
+  state: StepState;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface OperationsTable {
+  id: Generated<string>;
+  server_id: string;
+  kind: OperationKind;
+  state: OperationState;
+  steps: ColumnType<StepRecord[], string, string>;
+  actor: string;
+  attempts: Generated<number>;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface AuditEventsTable {
+  id: ColumnType<string, never, never>;
+  occurred_at: Timestamp;
+  actor_kind: string;
+  actor_id: string;
+  action: string;
+  target_kind: string;
+  target_id: string;
+  source_address: string | null;
+  details: ColumnType<Record<string, unknown>, string, string>;
+  prev_hash: string;
+  hash: string;
+}
+
+/** vome's database as Kysely sees it. */
+export interface Database {
+  accounts: AccountsTable;
+  hosts: HostsTable;
+  images: ImagesTable;
+  image_placements: ImagePlacementsTable;
+  servers: ServersTable;
+  address_allocations: AddressAllocationsTable;
+  operations: OperationsTable;
+  audit_events: AuditEventsTable;
+}
+
+export type Account = Selectable<AccountsTable>;
+export type Host = Selectable<HostsTable>;
+export type NewHost = Insertable<HostsTable>;
+export type Image = Selectable<ImagesTable>;
+export type Server = Selectable<ServersTable>;
+export type ServerUpdate = Updateable<ServersTable>;
+export type Operation = Selectable<OperationsTable>;
+export type AuditEvent = Selectable<AuditEventsTable>;

@@ -1,0 +1,2 @@
+export * from './vome-error.js';
+export * from './host-errors.js';

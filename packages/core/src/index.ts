@@ -1,0 +1,30 @@
+// Core's public surface. Front ends import from here, inside their command
+// handlers, because loading Kysely and ssh2 costs start-up time.
+export * from './accounts/accounts.js';
+export * from './audit/actor.js';
+export * from './audit/audit-log.js';
+export * from './config/config.js';
+export * from './db/connection.js';
+export * from './db/embedded-postgres.js';
+export * from './db/migrate.js';
+export type * from './db/schema.js';
+export * from './errors/index.js';
+export * from './hosts/host-connection.js';
+export * from './hosts/host-probe.js';
+export * from './hosts/hosts.js';
+export * from './images/image-file.js';
+export * from './images/images.js';
+export * from './logging/logger.js';
+export * from './naming/dns-label.js';
+export * from './naming/ipv4.js';
+export * from './operations/operation-plan.js';
+export * from './operations/progress.js';
+export * from './operations/run-operation.js';
+export * from './runner/command-runner.js';
+export * from './runner/host-key.js';
+export * from './runner/local-runner.js';
+export * from './runner/ssh-runner.js';
+export * from './servers/address-allocation.js';
+export * from './servers/domain-xml.js';
+export * from './servers/host-steps.js';
+export * from './servers/servers.js';

@@ -1,0 +1,45 @@
+import type { OperationKind, ServerState } from '../db/schema.js';
+
+/** The steps of each operation, in order. Every step is idempotent. */
+export const OPERATION_STEPS: Record<OperationKind, readonly string[]> = {
+  create: ['place-image', 'create-disk', 'reserve-address', 'define-domain', 'start-domain'],
+  start: ['start-domain'],
+  stop: ['stop-domain'],
+  suspend: ['stop-domain'],
+  resume: ['start-domain'],
+  rebuild: [
+    'force-stop-domain',
+    'undefine-domain',
+    'remove-disk',
+    'place-image',
+    'create-disk',
+    'reserve-address',
+    'define-domain',
+    'start-domain',
+  ],
+  destroy: ['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'release-address'],
+};
+
+interface Transition {
+  /** States the server may be in for the operation to start. */
+  from: readonly ServerState[];
+  /** State while the operation runs; absent keeps the current state. */
+  during?: ServerState;
+  /** State after success. */
+  after: ServerState;
+}
+
+const LIVE: readonly ServerState[] = ['provisioning', 'running', 'stopped', 'suspended', 'rebuilding', 'failed'];
+
+export const TRANSITIONS: Record<OperationKind, Transition> = {
+  create: { from: ['provisioning', 'failed'], during: 'provisioning', after: 'running' },
+  start: { from: ['stopped', 'running'], after: 'running' },
+  stop: { from: ['running', 'stopped'], after: 'stopped' },
+  suspend: { from: ['running', 'stopped', 'suspended'], after: 'suspended' },
+  resume: { from: ['suspended', 'running'], after: 'running' },
+  rebuild: { from: LIVE, during: 'rebuilding', after: 'running' },
+  destroy: { from: [...LIVE, 'destroying'], during: 'destroying', after: 'destroyed' },
+};
+
+/** Operations that may replace an unfinished operation of another kind. */
+export const SUPERSEDING: ReadonlySet<OperationKind> = new Set(['rebuild', 'destroy']);

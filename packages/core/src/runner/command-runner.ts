@@ -1,0 +1,50 @@
+/** What a host script printed and how it ended. */
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface RunOptions {
+  /** A short name for errors and logs, e.g. "define-domain". */
+  label: string;
+  /** Ends the script after this long and raises HostTimeoutError. */
+  timeoutMs: number;
+  /** When false, a non-zero exit is returned instead of raised. Default true. */
+  check?: boolean;
+}
+
+/**
+ * Runs bash scripts on one host. Each call is one round trip: the script goes
+ * to `bash -s` on the host's standard input, so a step with many lines costs
+ * one SSH exchange. Implementations classify failures at the source
+ * (unreachable, auth rejected, host key mismatch, timeout, non-zero exit).
+ */
+export interface CommandRunner {
+  /** The host's name, for errors. */
+  readonly hostName: string;
+  /** How many scripts and file transfers this runner has sent. */
+  readonly roundTrips: number;
+  run(script: string, options: RunOptions): Promise<CommandResult>;
+  /** Copies a local file to a path on the host (written as given, no rename). */
+  putFile(localPath: string, remotePath: string, options: { timeoutMs: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Quotes a value for a POSIX shell: the result is one word whatever the value
+ * holds.
+ *
+ * @example
+ * shellQuote("it's") // => 'it'\''s'
+ */
+export function shellQuote(value: string | number): string {
+  const text = String(value);
+  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(text)) {
+    return text;
+  }
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Prefix of every script: fail on the first error, on unset names and in pipes. */
+export const SCRIPT_PRELUDE = 'set -euo pipefail\nexport LC_ALL=C\n';

@@ -1,0 +1,264 @@
+import type { Actor } from '../audit/actor.js';
+import { appendAudit } from '../audit/audit-log.js';
+import type { Db } from '../db/connection.js';
+import type { Host, OperationKind, Server } from '../db/schema.js';
+import { ConflictError, HostNotReadyError, InvalidInputError, NotFoundError } from '../errors/index.js';
+import type { CommandRunner } from '../runner/command-runner.js';
+import { getAccount } from '../accounts/accounts.js';
+import { runnerForHost } from '../hosts/host-connection.js';
+import { getHost, type HostContext } from '../hosts/hosts.js';
+import { getImage, placeImage } from '../images/images.js';
+import { requireDnsLabel } from '../naming/dns-label.js';
+import { type OperationResult, runOperation, type RunOperationOptions, type StepHandler } from '../operations/run-operation.js';
+import { pickFreeAddress, randomMac } from './address-allocation.js';
+import {
+  createDisk,
+  defineDomain,
+  removeReservation,
+  removeServerFiles,
+  startDomain,
+  stopDomain,
+  undefineDomain,
+  writeReservation,
+} from './host-steps.js';
+
+export interface CreateServerInput {
+  name: string;
+  /** Defaults to the name. */
+  subdomain?: string;
+  /** GitHub login or account id of the owner. */
+  account: string;
+  host: string;
+  image: string;
+  vcpus?: number;
+  memoryMib?: number;
+  diskGib?: number;
+  /** Home Assistant's port in the guest: 8123, or 80 on new installs from HAOS 18.3. */
+  haPort?: number;
+}
+
+/** Sizes per HAOS's documented minimum: 2 vCPU, 2 GB RAM, 32 GB disk. */
+export const DEFAULT_SIZE = { vcpus: 2, memoryMib: 2048, diskGib: 32 } as const;
+
+/** Seconds a guest gets to power off after an ACPI shutdown before a hard stop. */
+export const SHUTDOWN_GRACE_SECONDS = 60;
+
+function requireWhole(field: string, value: number, min: number, max: number, unit: string): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidInputError(`invalid ${field} ${value}: use a whole number of ${unit} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+const STEP_HANDLERS: Record<string, StepHandler> = {
+  'place-image': async (step) => {
+    await placeImage(step, step.runner, step.host, step.image);
+  },
+  'create-disk': async (step) => {
+    const placement = await step.db
+      .selectFrom('image_placements')
+      .select('path')
+      .where('image_id', '=', step.image.id)
+      .where('host_id', '=', step.host.id)
+      .executeTakeFirstOrThrow();
+    await createDisk(step.runner, step.host, step.server, step.image, placement.path);
+  },
+  'reserve-address': (step) => writeReservation(step.runner, step.host, step.server),
+  'define-domain': (step) => defineDomain(step.runner, step.host, step.server, step.image),
+  'start-domain': (step) => startDomain(step.runner, step.server),
+  'stop-domain': (step) => stopDomain(step.runner, step.server, SHUTDOWN_GRACE_SECONDS),
+  'force-stop-domain': (step) => stopDomain(step.runner, step.server, 0),
+  'undefine-domain': (step) => undefineDomain(step.runner, step.server),
+  'remove-disk': (step) => removeServerFiles(step.runner, step.host, step.server),
+  'remove-reservation': (step) => removeReservation(step.runner, step.host, step.server),
+  'release-address': async (step) => {
+    await step.db.deleteFrom('address_allocations').where('server_id', '=', step.server.id).execute();
+  },
+};
+
+function operate(
+  context: HostContext,
+  actor: Actor,
+  server: Server,
+  kind: OperationKind,
+  options: RunOperationOptions,
+  runner?: CommandRunner,
+): Promise<OperationResult> {
+  const open = (host: Host) => runner ?? runnerForHost(context.config, context.logger, host);
+  return runOperation(context, actor, server.id, kind, STEP_HANDLERS, open, options);
+}
+
+/**
+ * Checks, in one round trip, that the host answers with its pinned key and
+ * that libvirt runs, before anything is recorded for a new server.
+ */
+async function preflight(runner: CommandRunner, host: Host): Promise<void> {
+  const result = await runner.run('virsh -q -c qemu:///system version --daemon >/dev/null', { label: 'check libvirt', timeoutMs: 30_000, check: false });
+  if (result.exitCode !== 0) {
+    throw new HostNotReadyError(`libvirt on host "${host.name}" is not reachable: ${result.stderr.trim().split('\n').pop() ?? ''}`, {
+      hints: [`start libvirtd on the host, then run \`vome host check ${host.name}\``],
+      fields: { host: host.name, stderr: result.stderr },
+    });
+  }
+}
+
+/**
+ * Creates a server: validates everything first (names, owner, host, image,
+ * sizes, a free address), records it with its address and MAC, then runs the
+ * create operation. Running it again for a server whose creation was
+ * interrupted finishes that creation.
+ *
+ * @throws InvalidInputError, NotFoundError, ConflictError or AddressRangeFullError
+ *   before anything is recorded or touched on the host.
+ */
+export async function createServer(context: HostContext, actor: Actor, input: CreateServerInput, options: RunOperationOptions = {}): Promise<OperationResult> {
+  const { db } = context;
+  const name = requireDnsLabel('server name', input.name);
+  const subdomain = requireDnsLabel('subdomain', input.subdomain ?? input.name);
+
+  const unfinished = await db.selectFrom('servers').selectAll().where('name', '=', name).where('state', 'in', ['provisioning', 'failed']).executeTakeFirst();
+  if (unfinished) {
+    const pending = await db.selectFrom('operations').select('kind').where('server_id', '=', unfinished.id).where('state', 'in', ['running', 'failed']).executeTakeFirst();
+    if (pending?.kind === 'create') {
+      return operate(context, actor, unfinished, 'create', options);
+    }
+  }
+
+  const account = await getAccount(db, input.account);
+  const host = await getHost(db, input.host);
+  const image = await getImage(db, input.image);
+  const vcpus = requireWhole('vCPU count', input.vcpus ?? DEFAULT_SIZE.vcpus, 1, 64, 'vCPUs');
+  const memoryMib = requireWhole('memory', input.memoryMib ?? DEFAULT_SIZE.memoryMib, 256, 262_144, 'MiB');
+  const diskGib = requireWhole('disk size', input.diskGib ?? DEFAULT_SIZE.diskGib, 1, 16_384, 'GiB');
+  const haPort = requireWhole('Home Assistant port', input.haPort ?? 8123, 1, 65_535, 'port');
+  const imageGib = Math.ceil(Number(image.virtual_size_bytes) / 2 ** 30);
+  if (diskGib * 2 ** 30 < Number(image.virtual_size_bytes)) {
+    throw new InvalidInputError(`invalid disk size ${diskGib} GiB: image "${image.name}" needs at least ${imageGib} GiB`);
+  }
+
+  const runner = runnerForHost(context.config, context.logger, host);
+  try {
+    await preflight(runner, host);
+  } catch (error) {
+    await runner.close();
+    throw error;
+  }
+
+  const server = await db.transaction().execute(async (trx) => {
+    const clash = await trx
+      .selectFrom('servers')
+      .select(['name', 'subdomain'])
+      .where('state', '<>', 'destroyed')
+      .where((eb) => eb.or([eb('name', '=', name), eb('subdomain', '=', subdomain)]))
+      .executeTakeFirst();
+    if (clash) {
+      const what = clash.name === name ? `name "${name}"` : `subdomain "${subdomain}"`;
+      throw new ConflictError(`a server with the ${what} already exists`, { hints: ['pick another, or run `vome server list`'] });
+    }
+    const ipv4 = await pickFreeAddress(trx, host);
+
+    let created: Server | undefined;
+    for (let attempt = 0; attempt < 5 && !created; attempt += 1) {
+      const mac = randomMac();
+      const macTaken = await trx.selectFrom('servers').select('id').where('mac', '=', mac).where('state', '<>', 'destroyed').executeTakeFirst();
+      if (macTaken) {
+        continue;
+      }
+      created = await trx
+        .insertInto('servers')
+        .values({
+          name,
+          subdomain,
+          account_id: account.id,
+          host_id: host.id,
+          image_id: image.id,
+          vcpus,
+          memory_mib: memoryMib,
+          disk_gib: diskGib,
+          mac,
+          ipv4,
+          ha_port: haPort,
+          state: 'provisioning',
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    }
+    if (!created) {
+      throw new ConflictError('could not find an unused MAC address after 5 tries');
+    }
+    await trx.insertInto('address_allocations').values({ host_id: host.id, ipv4, server_id: created.id }).execute();
+    await appendAudit(trx, {
+      actor,
+      action: 'server.record',
+      target: { kind: 'server', id: created.id },
+      details: { name, subdomain, account: account.github_login, host: host.name, image: image.name, ipv4, mac: created.mac, vcpus, memoryMib, diskGib },
+    });
+    return created;
+  }).catch(async (error: unknown) => {
+    await runner.close();
+    throw error;
+  });
+
+  return operate(context, actor, server, 'create', options, runner);
+}
+
+/** Runs start, stop, suspend, resume, rebuild or destroy on a server. */
+export async function serverOperation(
+  context: HostContext,
+  actor: Actor,
+  name: string,
+  kind: Exclude<OperationKind, 'create'>,
+  options: RunOperationOptions = {},
+): Promise<OperationResult> {
+  const server = await getServer(context.db, name);
+  return operate(context, actor, server, kind, options);
+}
+
+/** A server with the names of its owner, host and image. */
+export interface ServerView extends Server {
+  account_login: string;
+  host_name: string;
+  image_name: string;
+}
+
+function serverViews(db: Db) {
+  return db
+    .selectFrom('servers')
+    .innerJoin('accounts', 'accounts.id', 'servers.account_id')
+    .innerJoin('hosts', 'hosts.id', 'servers.host_id')
+    .innerJoin('images', 'images.id', 'servers.image_id')
+    .selectAll('servers')
+    .select(['accounts.github_login as account_login', 'hosts.name as host_name', 'images.name as image_name']);
+}
+
+/** Lists servers that are not destroyed (or all with `includeDestroyed`). */
+export async function listServers(db: Db, options: { includeDestroyed?: boolean } = {}): Promise<ServerView[]> {
+  let query = serverViews(db).orderBy('servers.name');
+  if (!options.includeDestroyed) {
+    query = query.where('servers.state', '<>', 'destroyed');
+  }
+  return query.execute();
+}
+
+/**
+ * Finds the live server with this name.
+ *
+ * @throws NotFoundError when there is none.
+ */
+export async function getServer(db: Db, name: string): Promise<ServerView> {
+  const server = await serverViews(db).where('servers.name', '=', name).where('servers.state', '<>', 'destroyed').executeTakeFirst();
+  if (!server) {
+    throw new NotFoundError('server', name, { hints: ['run `vome server list`'] });
+  }
+  return server;
+}
+
+/** Finds a server by id, destroyed or not. */
+export async function getServerById(db: Db, id: string): Promise<ServerView> {
+  return serverViews(db).where('servers.id', '=', id).executeTakeFirstOrThrow();
+}
+
+/** Lists a server's operations, newest first. */
+export async function listOperations(db: Db, serverId: string, limit = 20) {
+  return db.selectFrom('operations').selectAll().where('server_id', '=', serverId).orderBy('created_at', 'desc').limit(limit).execute();
+}
