@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Builds vome-appliance.qcow2, a small UEFI-bootable VM image that stands in for
-# Home Assistant OS in tests. The guest takes its IPv4 address and host name by
+# Builds vome-appliance.qcow2, a small UEFI-bootable VM image that tests boot in
+# place of Home Assistant OS. The guest takes its IPv4 address and host name by
 # DHCP on eth0 and serves HTTP on port 8123.
 #
 # Usage: scripts/appliance/build.sh [OUTPUT]
 #   OUTPUT defaults to ${VOME_CACHE:-$HOME/.cache/vome}/appliance/vome-appliance.qcow2.
 #
 # Everything comes from Debian packages fetched with `apt-get download` and
-# unpacked with `dpkg -x` into a temporary build folder: nothing is installed
-# into /, no loop device is mounted, and root is not required. The host needs
-# apt-get, dpkg, gzip, flock and qemu-img (package qemu-utils).
+# unpacked into a temporary build folder, so nothing is installed into /, no
+# loop device is mounted, and root is not required. The host needs apt-get,
+# dpkg, tar, gzip, flock and qemu-img (package qemu-utils).
 #
 # The .deb files are cached in ${VOME_CACHE:-$HOME/.cache/vome}/appliance/debs.
 # When OUTPUT exists and OUTPUT.stamp contains the SHA-256 of this script, the
-# script exits at once. Progress goes to stderr, and the last line on stdout is
+# script exits at once. Progress goes to stderr, and the only line on stdout is
 # the absolute path of the image.
 set -euo pipefail
 
@@ -44,7 +44,7 @@ die() {
   exit 1
 }
 
-# Monotonic-enough wall clock in milliseconds, for the timing messages.
+# Prints the wall-clock time in milliseconds, for the timing messages.
 now_ms() {
   date +%s%3N
 }
@@ -59,7 +59,7 @@ run_unpacked() {
 
 check_host() {
   local tool
-  for tool in apt-get apt-cache dpkg gzip flock qemu-img sha256sum; do
+  for tool in apt-get apt-cache dpkg dpkg-deb tar gzip flock qemu-img sha256sum; do
     command -v "$tool" >/dev/null || die "$tool not found; install it (qemu-img is in qemu-utils)"
   done
 
@@ -87,7 +87,8 @@ deb_is_complete() {
   case $algorithm in
     SHA256) [[ $(sha256sum "$file" | cut -d' ' -f1) == "$digest" ]] ;;
     SHA512) [[ $(sha512sum "$file" | cut -d' ' -f1) == "$digest" ]] ;;
-    # MD5Sum and SHA1 are all an old repository may list, and the size check above still applies.
+    # An old repository may list only MD5Sum or SHA1, which are not checked here.
+    # The size check above still applies.
     *) return 0 ;;
   esac
 }
@@ -143,7 +144,7 @@ fetch_packages() {
 }
 
 # Unpacks only the kernel image, modules.builtin and the modules named in
-# GUEST_MODULES, because the whole package holds over 300 MB of modules.
+# GUEST_MODULES, because the whole package contains over 300 MB of modules.
 unpack_kernel_package() {
   local deb=$1 package_root=$2
   local -a members=('./boot/vmlinuz-*' './lib/modules/*/modules.builtin')
@@ -181,7 +182,7 @@ install_guest_modules() {
       die "kernel module $module.ko not found in $module_root and not built in"
     fi
 
-    # The .modinfo section holds NUL-separated key=value strings such as depends=virtio,virtio_ring.
+    # The .modinfo section contains NUL-separated key=value strings such as depends=virtio,virtio_ring.
     for dependency in $(tr '\0' '\n' <"$path" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '); do
       if [[ " ${loaded[*]} " != *" $dependency "* ]] \
         && ! grep -q "/$dependency\.ko\$" "$module_root/modules.builtin"; then
@@ -271,8 +272,8 @@ case "$1" in
       echo "nameserver $server" >>/etc/resolv.conf
     done
 
-    # A DHCP host name is a DNS label; anything else is dropped, which also
-    # keeps the name safe to put into the HTML page.
+    # A DHCP host name is a DNS label, so other characters are dropped. This
+    # also keeps the name safe to put into the HTML page.
     name=$(printf '%s' "$hostname" | tr -cd 'A-Za-z0-9.-')
     if [ -n "$name" ]; then
       hostname "$name"
@@ -356,15 +357,15 @@ echo "vome-appliance: ACPI power button pressed, powering off" >/dev/console
 exec poweroff
 EOF
 
-  # Home Assistant answers GET /api/ with this body; it also requires a token,
-  # which the stand-in does not check.
+  # Home Assistant returns this body for GET /api/ with a valid token. The
+  # appliance checks no token.
   printf '{"message":"API running."}\n' >"$rootfs/www/api/index.html"
 
   chmod 0755 "$rootfs/etc/vome/write-page" "$rootfs/etc/vome/udhcpc-event" \
     "$rootfs/etc/init.d/rcS" "$rootfs/etc/init.d/rcK" "$rootfs/etc/acpi/PWRF/00000080"
 }
 
-# Builds the gzip-compressed initramfs that holds the whole guest system.
+# Builds the gzip-compressed initramfs that contains the whole guest system.
 build_initramfs() {
   local package_root=$1 module_root=$2 output=$3
   local rootfs
@@ -383,7 +384,7 @@ build_initramfs() {
   install_guest_modules "$module_root" "$rootfs"
   write_guest_files "$rootfs"
 
-  # /dev/console is not created here because that needs root: the kernel's
+  # /dev/console is not created here because mknod needs root. The kernel's
   # built-in initramfs already contains it and is unpacked before this one.
   (cd "$rootfs" && find . -mindepth 1 | LC_ALL=C sort \
     | "$package_root/bin/cpio" --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 >"$output"

@@ -23,7 +23,7 @@ export abstract class ServerOperationCommand extends BaseCommand {
   protected readonly destructive: boolean = false;
 
   async run(): Promise<ServerOperationJson> {
-    const { args, flags } = await this.parse(ServerOperationCommand);
+    const { args, flags } = await this.parse(this.ctor as typeof ServerOperationCommand);
     const core = await import('@vome/core');
     const context = await this.context();
     const config = await this.config_();

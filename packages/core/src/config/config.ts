@@ -25,6 +25,12 @@ const environmentSchema = z.object({
     .default(54329),
   VOME_SSH_KEY: z.string().min(1).optional(),
   VOME_SSH_CONNECT_TIMEOUT_MS: positiveMs('VOME_SSH_CONNECT_TIMEOUT_MS').default(10_000),
+  VOME_SHUTDOWN_GRACE_SECONDS: z.coerce
+    .number()
+    .int('VOME_SHUTDOWN_GRACE_SECONDS must be a whole number of seconds')
+    .min(0, 'VOME_SHUTDOWN_GRACE_SECONDS must be 0 or more')
+    .max(3600, 'VOME_SHUTDOWN_GRACE_SECONDS must be at most 3600')
+    .default(60),
   VOME_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `VOME_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).default('silent'),
   VOME_TEST_KILL_AFTER_STEP: z
     .string()
@@ -42,6 +48,8 @@ export interface VomeConfig {
   /** Private key used for every SSH host. */
   sshKeyPath: string | undefined;
   sshConnectTimeoutMs: number;
+  /** Seconds a guest gets to power off after an ACPI shutdown before a hard stop. */
+  shutdownGraceSeconds: number;
   logLevel: (typeof LOG_LEVELS)[number];
   /**
    * Test hook: `<operation>:<step>` makes the process kill itself right after
@@ -85,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): VomeConfig {
     embeddedPostgresPort: values.VOME_EMBEDDED_PG_PORT,
     sshKeyPath: values.VOME_SSH_KEY,
     sshConnectTimeoutMs: values.VOME_SSH_CONNECT_TIMEOUT_MS,
+    shutdownGraceSeconds: values.VOME_SHUTDOWN_GRACE_SECONDS,
     logLevel: values.VOME_LOG_LEVEL,
     testKillAfterStep: values.VOME_TEST_KILL_AFTER_STEP,
   };

@@ -17,7 +17,9 @@ function escapeXml(value: string | number): string {
 /**
  * Renders a server's libvirt domain XML from its record alone: UEFI without
  * Secure Boot (HAOS has no legacy boot loader, and OVMF builds with enrolled
- * keys refuse it), its own NVRAM file, q35, a virtio disk and NIC on the
+ * keys refuse it), its own NVRAM file (libvirt copies the matching VARS
+ * template on first start; it picks the firmware itself and rejects a loader
+ * path next to `firmware='efi'`), q35, a virtio disk and NIC on the
  * host bridge with the server's fixed MAC, and the guest-agent channel that
  * HAOS ships an agent for.
  */
@@ -43,8 +45,7 @@ export function renderDomainXml(server: Server, host: Host, image: Pick<Image, '
       <feature enabled='no' name='enrolled-keys'/>
       <feature enabled='no' name='secure-boot'/>
     </firmware>
-    <loader readonly='yes' secure='no' type='pflash'>${x(host.ovmf_code)}</loader>
-    <nvram template='${x(host.ovmf_vars)}'>${x(dir)}/nvram.fd</nvram>
+    <nvram>${x(dir)}/nvram.fd</nvram>
     <boot dev='hd'/>
   </os>
   <features>

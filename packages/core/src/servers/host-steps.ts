@@ -107,8 +107,9 @@ if ! ${VIRSH} dominfo "$name" >/dev/null 2>&1; then exit 0; fi
 state=$(${VIRSH} domstate "$name")
 if [ "$state" = "shut off" ]; then exit 0; fi
 if [ ${graceSeconds} -gt 0 ] && [ "$state" = "running" ]; then
-  ${VIRSH} shutdown "$name" >/dev/null 2>&1 || true
-  for _ in $(seq 1 ${graceSeconds * 2}); do
+  # A guest still booting may miss the ACPI event, so it is sent again every 5 s.
+  for tick in $(seq 0 $((${graceSeconds} * 2 - 1))); do
+    if [ $((tick % 10)) -eq 0 ]; then ${VIRSH} shutdown "$name" >/dev/null 2>&1 || true; fi
     [ "$(${VIRSH} domstate "$name")" = "shut off" ] && exit 0
     sleep 0.5
   done

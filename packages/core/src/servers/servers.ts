@@ -40,9 +40,6 @@ export interface CreateServerInput {
 /** Sizes per HAOS's documented minimum: 2 vCPU, 2 GB RAM, 32 GB disk. */
 export const DEFAULT_SIZE = { vcpus: 2, memoryMib: 2048, diskGib: 32 } as const;
 
-/** Seconds a guest gets to power off after an ACPI shutdown before a hard stop. */
-export const SHUTDOWN_GRACE_SECONDS = 60;
-
 function requireWhole(field: string, value: number, min: number, max: number, unit: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new InvalidInputError(`invalid ${field} ${value}: use a whole number of ${unit} from ${min} to ${max}`);
@@ -66,7 +63,7 @@ const STEP_HANDLERS: Record<string, StepHandler> = {
   'reserve-address': (step) => writeReservation(step.runner, step.host, step.server),
   'define-domain': (step) => defineDomain(step.runner, step.host, step.server, step.image),
   'start-domain': (step) => startDomain(step.runner, step.server),
-  'stop-domain': (step) => stopDomain(step.runner, step.server, SHUTDOWN_GRACE_SECONDS),
+  'stop-domain': (step) => stopDomain(step.runner, step.server, step.config.shutdownGraceSeconds),
   'force-stop-domain': (step) => stopDomain(step.runner, step.server, 0),
   'undefine-domain': (step) => undefineDomain(step.runner, step.server),
   'remove-disk': (step) => removeServerFiles(step.runner, step.host, step.server),

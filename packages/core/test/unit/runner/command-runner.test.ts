@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { shellQuote } from '../../../src/runner/command-runner.js';
+import { hasCommand, requirement } from '../../support/requirements.js';
+
+const hasBash = requirement(hasCommand('bash'), 'bash is not installed');
+
+/** Runs `printf %s WORD` in bash and returns what it printed. */
+function printInBash(word: string): string {
+  return execFileSync('bash', ['-c', `printf %s ${word}`], { encoding: 'utf8' });
+}
+
+describe('shellQuote', () => {
+  it.each([
+    ['plain', 'plain'],
+    ['/var/lib/vome/host', '/var/lib/vome/host'],
+    ['52:54:00:ab:cd:ef,10.0.0.2,kitchen', '52:54:00:ab:cd:ef,10.0.0.2,kitchen'],
+    ['', "''"],
+    ['a b', "'a b'"],
+    ["it's", "'it'\\''s'"],
+    ['$HOME', "'$HOME'"],
+    ['`id`', "'`id`'"],
+    ['a\nb', "'a\nb'"],
+    ['*', "'*'"],
+    ['~', "'~'"],
+  ])('quotes %j as %s', (value, quoted) => {
+    expect(shellQuote(value)).toBe(quoted);
+  });
+
+  it('leaves a number unquoted', () => {
+    expect(shellQuote(42)).toBe('42');
+  });
+
+  it.runIf(hasBash)('makes bash print any string back unchanged', () => {
+    const special = fc.constantFrom("'", '"', '\\', '$', '`', '!', ' ', '\t', '\n', '*', '?', '[', ']', '{', '}', ';', '&', '|', '<', '>', '(', ')', '#', '~', '-', '%', '=');
+    const unit = fc.oneof(special, fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 1 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+    const text = fc.string({ unit, maxLength: 40 }).filter((value) => !value.includes('\0'));
+    fc.assert(
+      fc.property(text, (value) => {
+        expect(printInBash(shellQuote(value))).toBe(value);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# README command one: sets vome up on its embedded defaults and runs its main
+# job. It starts the embedded PostgreSQL, creates a test host (a complete HA
+# host in a network namespace, reached over SSH), builds the test appliance
+# image that stands in for Home Assistant OS, enrols the host, registers the
+# image and an account, and creates a server, then prints
+# `vome server show demo --json`. Run it again and it reuses all of that.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+log() { printf 'demo: %s\n' "$*" >&2; }
+
+bash scripts/setup.sh
+
+log "starting the test host"
+bash scripts/test-host/up.sh >/dev/null
+env_file="/var/lib/vome-testhost/${VOME_TH_NS:-vome-th}/env"
+value() { grep "^$1=" "$env_file" | cut -d= -f2-; }
+
+log "building the test appliance image (cached after the first run)"
+image=$(bash scripts/appliance/build.sh)
+
+export VOME_SSH_KEY
+VOME_SSH_KEY=$(value SSH_KEY)
+vome() { node packages/cli/bin/run.js "$@"; }
+
+vome db start
+if ! vome host show demo-host >/dev/null 2>&1; then
+  vome host add demo-host --address "$(value SSH_HOST)" --port "$(value SSH_PORT)" \
+    --host-key "$(value HOST_KEY)" --data-dir "$(value DATA_DIR)" --bridge "$(value BRIDGE)"
+fi
+if ! vome image list --json | grep -q '"name": "appliance"'; then
+  vome image add "$image" --name appliance
+fi
+if ! vome account show demo >/dev/null 2>&1; then
+  vome account add demo --name "Demo Household" --email demo@example.org
+fi
+if ! vome server show demo >/dev/null 2>&1; then
+  vome server create demo --account demo --host demo-host --image appliance --memory 512 --disk 1 --vcpus 1
+fi
+vome server show demo --json
