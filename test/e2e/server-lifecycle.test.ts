@@ -101,6 +101,15 @@ describe.skipIf(!host)('server lifecycle over SSH on the test host', () => {
     expect(hostShown.addressesInUse).toBe(0);
   });
 
+  it('destroying it again succeeds and says it was already destroyed', async () => {
+    const result = await setup.cli.run(['server', 'destroy', name, '--yes']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`^server ${name} was already destroyed at \\d{4}-\\d{2}-\\d{2}T`));
+    const json = await setup.cli.json<{ operation: unknown; server: ServerJson }>(['server', 'destroy', name, '--yes']);
+    expect(json.operation).toBeNull();
+    expect(json.server.state).toBe('destroyed');
+  });
+
   it('audit verify passes, then fails naming an event edited in SQL', async () => {
     const verified = await setup.cli.json<{ ok: boolean; events: number }>(['audit', 'verify']);
     expect(verified.ok).toBe(true);

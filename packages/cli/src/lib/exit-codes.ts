@@ -14,7 +14,7 @@ export const EXIT = {
   host: 4,
   /** Another operation holds the server. */
   busy: 5,
-  /** A check found a problem: a broken audit chain, a host that is not ready. */
+  /** A check found a problem: a broken audit chain, or `host check` found something missing. */
   checkFailed: 6,
   /** Settings in the environment are missing or invalid. */
   config: 7,
@@ -23,7 +23,7 @@ export const EXIT = {
 const BY_CODE: Array<[RegExp, number]> = [
   [/^(invalid_input|conflict|address_range_full|.*_not_found)$/, EXIT.invalidInput],
   [/^host_(unreachable|auth_rejected|key_mismatch|command_failed|command_timed_out|upload_failed)$/, EXIT.host],
-  [/^host_not_ready$/, EXIT.host],
+  [/^host_(not_ready|probe_failed)$/, EXIT.host],
   [/^server_busy$/, EXIT.busy],
   [/^audit_chain_broken$/, EXIT.checkFailed],
   [/^(invalid_config|ssh_key_unreadable)$/, EXIT.config],

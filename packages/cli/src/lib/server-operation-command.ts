@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import type { OperationKind } from '@vome/core';
 import { killAfterStepHook, operationJson, type ServerOperationJson } from '../commands/server/create.js';
+import { serverJson } from './render.js';
 import { BaseCommand } from './base-command.js';
 import { withProgress } from './progress.js';
 
@@ -28,6 +29,15 @@ export abstract class ServerOperationCommand extends BaseCommand {
     const context = await this.context();
     const config = await this.config_();
 
+    if (this.kind === 'destroy') {
+      const live = await core.getServer(context.db, args.name).catch(() => undefined);
+      const gone = live ? undefined : await core.findDestroyedServer(context.db, args.name);
+      if (gone) {
+        this.note(`server ${gone.name} was already destroyed at ${gone.destroyed_at?.toISOString()}`);
+        return alreadyDestroyedJson(gone);
+      }
+    }
+
     if (this.destructive && !flags.yes) {
       await core.getServer(context.db, args.name);
       if (!process.stdin.isTTY || this.jsonEnabled()) {
@@ -51,4 +61,9 @@ export abstract class ServerOperationCommand extends BaseCommand {
     this.note(`server ${server.name} is ${server.state}`);
     return operationJson(server, result);
   }
+}
+
+/** The result of destroying a server that is already destroyed: no operation ran. */
+function alreadyDestroyedJson(server: import('@vome/core').ServerView): ServerOperationJson {
+  return { server: serverJson(server), operation: null, roundTrips: 0 };
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Actor } from '../audit/actor.js';
 import { withAudit } from '../audit/audit-log.js';
@@ -31,21 +32,19 @@ export async function addAccount(db: Db, actor: Actor, input: NewAccount): Promi
   const values = parsed.data;
 
   return withAudit(db, async (trx) => {
-    const taken = await trx
-      .selectFrom('accounts')
-      .select('id')
-      .where((eb) => eb(eb.fn('lower', ['github_login']), '=', values.githubLogin.toLowerCase()))
+    // ON CONFLICT rather than a lookup first: two requests for one login can
+    // both find it free, and the unique index on lower(github_login) decides.
+    const account = await trx
+      .insertInto('accounts')
+      .values({ github_login: values.githubLogin, display_name: values.displayName, email: values.email })
+      .onConflict((conflict) => conflict.expression(sql`lower(github_login)`).doNothing())
+      .returningAll()
       .executeTakeFirst();
-    if (taken) {
+    if (!account) {
       throw new ConflictError(`an account for GitHub login "${values.githubLogin}" already exists`, {
         hints: [`run \`vome account show ${values.githubLogin}\``],
       });
     }
-    const account = await trx
-      .insertInto('accounts')
-      .values({ github_login: values.githubLogin, display_name: values.displayName, email: values.email })
-      .returningAll()
-      .executeTakeFirstOrThrow();
     return {
       result: account,
       audit: { actor, action: 'account.add', target: { kind: 'account', id: account.id }, details: { githubLogin: account.github_login } },

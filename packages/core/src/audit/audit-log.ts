@@ -33,7 +33,9 @@ interface HashedFields {
 /** Serialises a value as JSON with object keys sorted, so equal data hashes equally. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
-    return `[${value.map(canonicalJson).join(',')}]`;
+    // JSON.stringify writes undefined in an array as null, and the stored
+    // details are read back that way.
+    return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
   }
   if (value instanceof Date) {
     return JSON.stringify(value.toISOString());
@@ -57,6 +59,11 @@ export function hashEvent(fields: HashedFields): string {
  * makes the change, so that the event and the change commit together.
  */
 export async function appendAudit(trx: Transaction<Database> | Db, entry: AuditEntry): Promise<void> {
+  if (!trx.isTransaction) {
+    // The chain lock lasts as long as its transaction, so without one it would
+    // be released before the read of the last hash and two appends could fork.
+    return trx.transaction().execute((inner) => appendAudit(inner, entry));
+  }
   await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`.execute(trx);
   const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
 

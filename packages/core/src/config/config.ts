@@ -11,6 +11,8 @@ const positiveMs = (name: string) =>
     .int(`${name} must be a whole number of milliseconds`)
     .positive(`${name} must be greater than 0`);
 
+const PORT_RULE = 'VOME_EMBEDDED_PG_PORT must be a whole number between 1024 and 65535';
+
 const environmentSchema = z.object({
   VOME_HOME: z.string().min(1, 'VOME_HOME must not be empty: set a folder path, or unset it').optional(),
   DATABASE_URL: z
@@ -18,15 +20,15 @@ const environmentSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgres:// or postgresql:// URL, or unset to use the embedded PostgreSQL')
     .optional(),
   VOME_EMBEDDED_PG_PORT: z.coerce
-    .number()
-    .int()
-    .min(1024, 'VOME_EMBEDDED_PG_PORT must be between 1024 and 65535')
-    .max(65535, 'VOME_EMBEDDED_PG_PORT must be between 1024 and 65535')
+    .number({ error: PORT_RULE })
+    .int(PORT_RULE)
+    .min(1024, PORT_RULE)
+    .max(65535, PORT_RULE)
     .default(54329),
   VOME_SSH_KEY: z.string().min(1).optional(),
   VOME_SSH_CONNECT_TIMEOUT_MS: positiveMs('VOME_SSH_CONNECT_TIMEOUT_MS').default(10_000),
   VOME_SHUTDOWN_GRACE_SECONDS: z.coerce
-    .number()
+    .number({ error: 'VOME_SHUTDOWN_GRACE_SECONDS must be a whole number of seconds' })
     .int('VOME_SHUTDOWN_GRACE_SECONDS must be a whole number of seconds')
     .min(0, 'VOME_SHUTDOWN_GRACE_SECONDS must be 0 or more')
     .max(3600, 'VOME_SHUTDOWN_GRACE_SECONDS must be at most 3600')
@@ -63,8 +65,8 @@ export interface VomeConfig {
  * under /var/lib, because the embedded PostgreSQL runs as the `postgres`
  * user and cannot pass through root's 0700 home folder.
  */
-function defaultHome(env: NodeJS.ProcessEnv): string {
-  if (process.getuid?.() === 0) {
+function defaultHome(env: NodeJS.ProcessEnv, uid: number | undefined): string {
+  if (uid === 0) {
     return '/var/lib/vome/control';
   }
   const dataHome = env.XDG_DATA_HOME && env.XDG_DATA_HOME.length > 0 ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
@@ -76,7 +78,7 @@ function defaultHome(env: NodeJS.ProcessEnv): string {
  *
  * @throws ConfigError naming each invalid variable and the rule it breaks.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): VomeConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): VomeConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
@@ -88,7 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): VomeConfig {
 
   const values = parsed.data;
   return {
-    home: values.VOME_HOME ?? defaultHome(env),
+    home: values.VOME_HOME ?? defaultHome(env, uid),
     databaseUrl: values.DATABASE_URL,
     embeddedPostgresPort: values.VOME_EMBEDDED_PG_PORT,
     sshKeyPath: values.VOME_SSH_KEY,

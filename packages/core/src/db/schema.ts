@@ -85,7 +85,7 @@ export interface ServersTable {
   disk_gib: number;
   mac: string;
   ipv4: string;
-  ha_port: number;
+  ha_port: Generated<number>;
   state: ServerState;
   suspended_at: NullableTimestamp;
   created_at: Timestamp;

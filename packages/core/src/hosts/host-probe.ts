@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { VomeError } from '../errors/index.js';
 import type { CommandRunner } from '../runner/command-runner.js';
 import { shellQuote } from '../runner/command-runner.js';
 
@@ -93,7 +94,15 @@ export function parseHostFacts(output: string, bridge: string, dataDir: string):
       pairs[line.slice(0, index)] = line.slice(index + 1).trim();
     }
   }
-  const values = factsSchema.parse(pairs);
+  const parsed = factsSchema.safeParse(pairs);
+  if (!parsed.success) {
+    const missing = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
+    throw new VomeError('host_probe_failed', `the host probe printed unexpected output (fields: ${missing})`, {
+      hints: ['run the probe by hand with --log-level debug, and check that the host runs bash and coreutils'],
+      fields: { stdout: output.slice(0, 2000) },
+    });
+  }
+  const values = parsed.data;
   const blank = (value: string | undefined) => (value && value.length > 0 ? value : null);
   const kvmDetail = values.kvm_detail ?? (values.kvm_device === '1' ? 'not tried' : '/dev/kvm is missing or not accessible');
   return {

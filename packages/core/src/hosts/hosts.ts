@@ -201,13 +201,16 @@ export async function removeHost(db: Db, actor: Actor, name: string): Promise<Ho
       .select('name')
       .where('host_id', '=', host.id)
       .where('state', '<>', 'destroyed')
+      .orderBy('name')
       .execute();
     if (servers.length > 0) {
       throw new ConflictError(`host "${name}" still has servers: ${servers.map((server) => server.name).join(', ')}`, {
         hints: ['destroy them first with `vome server destroy NAME`'],
       });
     }
-    await trx.deleteFrom('hosts').where('id', '=', host.id).execute();
+    // Marked, not deleted: destroyed servers still reference the host, and
+    // the unique name index covers live hosts only.
+    await trx.updateTable('hosts').set({ removed_at: new Date() }).where('id', '=', host.id).execute();
     return { result: host, audit: { actor, action: 'host.remove', target: { kind: 'host', id: host.id }, details: { name } } };
   });
 }

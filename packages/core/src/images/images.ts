@@ -22,6 +22,10 @@ export interface AddImageInput {
   sha256?: string;
 }
 
+function nameTaken(name: string): ConflictError {
+  return new ConflictError(`image "${name}" already exists`, { hints: ['pick another name; images are never replaced under the same name'] });
+}
+
 /** Where the control plane keeps its copy of each image. */
 export function imageStoreDir(home: string): string {
   return join(home, 'images');
@@ -62,7 +66,7 @@ export async function addImage(context: HostContext, actor: Actor, input: AddIma
   }
   const taken = await context.db.selectFrom('images').select('id').where('name', '=', name).executeTakeFirst();
   if (taken) {
-    throw new ConflictError(`image "${name}" already exists`, { hints: ['pick another name; images are never replaced under the same name'] });
+    throw nameTaken(name);
   }
 
   const store = imageStoreDir(context.config.home);
@@ -107,14 +111,20 @@ export async function addImage(context: HostContext, actor: Actor, input: AddIma
       await copyFile(input.source, imagePath);
     }
     await chmod(imagePath, 0o444);
-    await rename(imagePath, finalPath);
 
     return await withAudit(context.db, async (trx) => {
+      // A concurrent add can take the name after the check above. The unique
+      // index decides, so the file moves into the store only for the winner.
       const image = await trx
         .insertInto('images')
         .values({ name, format: info.format, virtual_size_bytes: info.virtualSizeBytes, file_size_bytes: size, sha256, source: input.source })
+        .onConflict((conflict) => conflict.column('name').doNothing())
         .returningAll()
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      if (!image) {
+        throw nameTaken(name);
+      }
+      await rename(imagePath, finalPath);
       return {
         result: image,
         audit: { actor, action: 'image.add', target: { kind: 'image', id: image.id }, details: { name, format: info.format, sha256, source: input.source } },

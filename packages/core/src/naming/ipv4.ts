@@ -26,9 +26,10 @@ export interface Ipv4Network {
 
 /** Parses "10.232.0.1/24" into the address, prefix and network bounds. */
 export function parseCidr(cidr: string): Ipv4Network {
-  const [address, prefixText] = cidr.split('/');
+  const parts = cidr.split('/');
+  const [address, prefixText] = parts;
   const prefix = Number(prefixText);
-  if (!address || !prefixText || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) {
+  if (parts.length !== 2 || !address || !/^\d{1,2}$/.test(prefixText ?? '') || prefix < 8 || prefix > 30) {
     throw new InvalidInputError(`invalid network "${cidr}": expected an IPv4 address with a prefix between /8 and /30, such as 10.232.0.1/24`);
   }
   const value = ipv4ToNumber(address);
@@ -65,14 +66,20 @@ export function requireRangeInNetwork(range: Ipv4Range, net: Ipv4Network): void 
 
 /**
  * Picks the default server range of a bridge network: from the tenth address
- * to the one before broadcast, skipping the bridge address when it falls
- * inside (it is then the range's first address).
+ * (an address just below the middle in networks smaller than /27) to the one
+ * before broadcast. When the bridge address falls inside, the range keeps
+ * the larger side of it, so a bridge at .254 in a /24 only ends it at .253.
  */
 export function defaultRange(net: Ipv4Network): Ipv4Range {
   const bridge = ipv4ToNumber(net.address);
-  let start = net.network + Math.min(10, Math.max(1, (net.broadcast - net.network) / 2 - 1));
-  if (start <= bridge) {
-    start = bridge + 1;
+  let start = net.network + Math.min(10, Math.max(1, Math.floor((net.broadcast - net.network) / 2) - 1));
+  let end = net.broadcast - 1;
+  if (bridge >= start && bridge <= end) {
+    if (end - bridge >= bridge - start) {
+      start = bridge + 1;
+    } else {
+      end = bridge - 1;
+    }
   }
-  return { start: numberToIpv4(start), end: numberToIpv4(net.broadcast - 1) };
+  return { start: numberToIpv4(start), end: numberToIpv4(end) };
 }

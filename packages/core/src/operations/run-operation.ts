@@ -65,10 +65,13 @@ export async function runOperation(
   openRunner: (host: Host) => CommandRunner,
   options: RunOperationOptions = {},
 ): Promise<OperationResult> {
+  // The whole run, steps included, uses the connection that holds the lock.
+  // With a second connection for its queries, ten concurrent runs in one
+  // process would hold the whole pool (10) and wait on each other forever.
   return context.db.connection().execute(async (lockConnection) => {
     const locked = await sql<{ locked: boolean }>`SELECT pg_try_advisory_lock(${SERVER_LOCK_CLASS}, hashtext(${serverId})) AS locked`.execute(lockConnection);
     if (!locked.rows[0]?.locked) {
-      const holder = await context.db
+      const holder = await lockConnection
         .selectFrom('operations')
         .select(['id', 'kind', 'actor', 'created_at'])
         .where('server_id', '=', serverId)
@@ -85,7 +88,7 @@ export async function runOperation(
     }
 
     try {
-      return await runLocked(context, actor, serverId, kind, handlers, openRunner, options);
+      return await runLocked({ ...context, db: lockConnection }, actor, serverId, kind, handlers, openRunner, options);
     } finally {
       await sql`SELECT pg_advisory_unlock(${SERVER_LOCK_CLASS}, hashtext(${serverId}))`.execute(lockConnection);
     }

@@ -250,6 +250,11 @@ export async function getServer(db: Db, name: string): Promise<ServerView> {
   return server;
 }
 
+/** Finds the most recently destroyed server with this name, if any. */
+export async function findDestroyedServer(db: Db, name: string): Promise<ServerView | undefined> {
+  return serverViews(db).where('servers.name', '=', name).where('servers.state', '=', 'destroyed').orderBy('servers.destroyed_at', 'desc').limit(1).executeTakeFirst();
+}
+
 /** Finds a server by id, destroyed or not. */
 export async function getServerById(db: Db, id: string): Promise<ServerView> {
   return serverViews(db).where('servers.id', '=', id).executeTakeFirstOrThrow();

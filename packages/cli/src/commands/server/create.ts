@@ -5,7 +5,8 @@ import { type ServerJson, serverJson } from '../../lib/render.js';
 
 export interface ServerOperationJson {
   server: ServerJson;
-  operation: { id: string; kind: string; state: string; attempts: number; resumed: boolean };
+  /** Absent when nothing had to run: destroy of a server already destroyed. */
+  operation: { id: string; kind: string; state: string; attempts: number; resumed: boolean } | null;
   roundTrips: number;
 }
 

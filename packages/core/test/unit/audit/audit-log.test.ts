@@ -65,7 +65,7 @@ describe('hashEvent', () => {
   };
 
   it('is the SHA-256 of the canonical JSON', () => {
-    // printf '%s' '<the canonical text>' | sha256sum
+    // The hash was computed with: printf '%s' '<the canonical text>' | sha256sum
     expect(canonicalJson(base)).toBe(
       '{"action":"account.add","actor_id":"alice","actor_kind":"admin","details":{"githubLogin":"octocat"},"occurred_at":"2026-12-04T10:00:00.000Z","prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","source_address":null,"target_id":"acc-1","target_kind":"account"}',
     );
@@ -77,9 +77,9 @@ describe('hashEvent', () => {
   });
 
   it('does not depend on the key order of details', () => {
-    const one = { ...base, details: { a: 1, b: [1, 2] } };
-    const other = { ...base, details: { b: [1, 2], a: 1 } };
-    expect(hashEvent(one)).toBe(hashEvent(other));
+    const sorted = { ...base, details: { a: 1, b: [1, 2] } };
+    const reversed = { ...base, details: { b: [1, 2], a: 1 } };
+    expect(hashEvent(sorted)).toBe(hashEvent(reversed));
   });
 
   it.each([

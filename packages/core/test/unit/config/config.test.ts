@@ -2,7 +2,6 @@ import { homedir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
 import { ConfigError } from '../../../src/errors/index.js';
-import { isRoot } from '../../support/requirements.js';
 
 function problemsOf(env: NodeJS.ProcessEnv): string {
   try {
@@ -60,16 +59,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ VOME_HOME: '/srv/vome', PATH: '/usr/bin', VOME_UNKNOWN: 'x' }).home).toBe('/srv/vome');
   });
 
-  it.runIf(isRoot)('puts the default home under /var/lib for root', () => {
-    expect(loadConfig({ XDG_DATA_HOME: '/data' }).home).toBe('/var/lib/vome/control');
+  it('puts the default home under /var/lib for root', () => {
+    expect(loadConfig({ XDG_DATA_HOME: '/data' }, 0).home).toBe('/var/lib/vome/control');
   });
 
-  it.runIf(!isRoot)('puts the default home under XDG_DATA_HOME', () => {
-    expect(loadConfig({ XDG_DATA_HOME: '/data' }).home).toBe('/data/vome');
+  it('puts the default home under XDG_DATA_HOME', () => {
+    expect(loadConfig({ XDG_DATA_HOME: '/data' }, 1000).home).toBe('/data/vome');
   });
 
-  it.runIf(!isRoot)('puts the default home under ~/.local/share without XDG_DATA_HOME', () => {
-    expect(loadConfig({ XDG_DATA_HOME: '' }).home).toBe(`${homedir()}/.local/share/vome`);
+  it('puts the default home under ~/.local/share without XDG_DATA_HOME', () => {
+    expect(loadConfig({ XDG_DATA_HOME: '' }, 1000).home).toBe(`${homedir()}/.local/share/vome`);
   });
 
   it.each([

@@ -71,7 +71,7 @@ describe('parseHostFacts', () => {
     expect(parse({ kvm_detail: detail }).kvm).toEqual({ device: true, works, detail });
   });
 
-  it('reports KVM as not tried when the device exists and no detail is given', () => {
+  it('reports KVM not tried without a detail', () => {
     expect(parse({ kvm_detail: null }).kvm).toEqual({ device: true, works: false, detail: 'not tried' });
   });
 

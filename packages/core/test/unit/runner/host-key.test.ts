@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../../src/errors/index.js';
 import { fingerprint, formatHostKey, parseHostKey } from '../../../src/runner/host-key.js';
 
 // Generated once with `ssh-keygen -t ed25519 -C root@fixture` and
-// `ssh-keygen -t ecdsa`; the fingerprints are what `ssh-keygen -lf` printed.
+// `ssh-keygen -t ecdsa`. The fingerprints are what `ssh-keygen -lf` printed.
 const ED25519_DATA = 'AAAAC3NzaC1lZDI1NTE5AAAAILRjrbEqQR7BmXvt6wDzi1LAe0rrugqJ0OYcSFmNylWZ';
 const ED25519_LINE = `ssh-ed25519 ${ED25519_DATA} root@fixture`;
 const ED25519_FINGERPRINT = 'SHA256:H7gl2X2sujO8pCnCPGauBDY0RGlm5hQcLvaHMNOReT4';
