@@ -63,7 +63,7 @@ export abstract class ServerOperationCommand extends BaseCommand {
   }
 }
 
-/** The result of destroying a server that is already destroyed: no operation ran. */
+/** Builds the result for a server that was already destroyed: no operation ran. */
 function alreadyDestroyedJson(server: import('@vome/core').ServerView): ServerOperationJson {
   return { server: serverJson(server), operation: null, roundTrips: 0 };
 }

@@ -7,7 +7,7 @@ import type { Actor } from './actor.js';
 /** The chain's starting value: the `prev_hash` of the first event. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-// Serialises appends so that each event sees the hash of the one before.
+// Serialises appends so that each event reads the hash of the one before it.
 const AUDIT_LOCK_KEY = 7_150_001;
 
 export interface AuditEntry {
@@ -30,6 +30,13 @@ interface HashedFields {
   prev_hash: string;
 }
 
+function compareCodePoints(a: string, b: string): number {
+  if (a === b) {
+    return 0;
+  }
+  return a < b ? -1 : 1;
+}
+
 /** Serialises a value as JSON with object keys sorted, so equal data hashes equally. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
@@ -43,7 +50,8 @@ export function canonicalJson(value: unknown): string {
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      // Code-point order, independent of locale, so the hash never changes.
+      .sort(([a], [b]) => compareCodePoints(a, b));
     return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
   }
   return JSON.stringify(value);

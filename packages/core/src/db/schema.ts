@@ -140,7 +140,7 @@ export interface AuditEventsTable {
   hash: string;
 }
 
-/** vome's database as Kysely sees it. */
+/** vome's database schema, as Kysely types it. */
 export interface Database {
   accounts: AccountsTable;
   hosts: HostsTable;

@@ -45,6 +45,7 @@ const qemuImgInfoSchema = z.object({
   format: z.string(),
   'virtual-size': z.number().int().positive(),
   'actual-size': z.number().int().nonnegative().optional(),
+  'backing-filename': z.string().optional(),
 });
 
 export interface ImageInfo {
@@ -67,6 +68,13 @@ export async function inspectImage(path: string): Promise<ImageInfo> {
     });
   }
   const parsed = qemuImgInfoSchema.parse(JSON.parse(info.stdout));
+  if (parsed['backing-filename'] !== undefined) {
+    // A base image with a backing file would make every server read that
+    // file from the host, whatever it is.
+    throw new InvalidInputError(`${path} has a backing file (${parsed['backing-filename']}); a base image must be self-contained`, {
+      hints: [`flatten it first: qemu-img convert -O qcow2 ${path} flat.qcow2`],
+    });
+  }
 
   if (parsed.format === 'qcow2') {
     const check = await execa('qemu-img', ['check', '-f', 'qcow2', path], { reject: false });

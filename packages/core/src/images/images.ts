@@ -26,7 +26,7 @@ function nameTaken(name: string): ConflictError {
   return new ConflictError(`image "${name}" already exists`, { hints: ['pick another name; images are never replaced under the same name'] });
 }
 
-/** Where the control plane keeps its copy of each image. */
+/** Returns the folder of the control plane's copy of each image. */
 export function imageStoreDir(home: string): string {
   return join(home, 'images');
 }
@@ -35,7 +35,7 @@ function storedImagePath(home: string, image: Pick<Image, 'sha256' | 'format'>):
   return join(imageStoreDir(home), `${image.sha256}.${image.format}`);
 }
 
-/** The path of an image on a host. */
+/** Returns the path of an image on a host. */
 export function hostImagePath(host: Pick<Host, 'data_dir'>, image: Pick<Image, 'name' | 'sha256' | 'format'>): string {
   return `${host.data_dir}/images/${image.name}-${image.sha256.slice(0, 12)}.${image.format}`;
 }

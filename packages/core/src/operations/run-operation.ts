@@ -8,7 +8,7 @@ import type { CommandRunner } from '../runner/command-runner.js';
 import { OPERATION_STEPS, SUPERSEDING, TRANSITIONS } from './operation-plan.js';
 import type { ProgressListener } from './progress.js';
 
-/** What a step receives. The server, host and image are as recorded. */
+/** Context of a step handler: the server, host and image as recorded, and the host's runner. */
 export interface StepContext extends HostContext {
   server: Server;
   host: Host;
@@ -48,10 +48,10 @@ function errorText(error: unknown): string {
 }
 
 /**
- * Runs an operation on a server under a per-server advisory lock, recording
- * each step's state so that a run killed at any point is finished by running
- * the same operation again: steps recorded as done are skipped, and the
- * others, being idempotent, are run again.
+ * Runs an operation on a server under a per-server advisory lock and records
+ * each step's state. A run killed at any point is finished by running the
+ * same operation again: steps recorded as done are skipped, and the others
+ * are idempotent, so they run again.
  *
  * @throws ServerBusyError when another operation holds the server and `wait` is off,
  *   or when an unfinished operation of another kind must be finished first.

@@ -86,7 +86,7 @@ function operate(
 }
 
 /**
- * Checks, in one round trip, that the host answers with its pinned key and
+ * Checks, in one round trip, that the host presents its pinned key and
  * that libvirt runs, before anything is recorded for a new server.
  */
 async function preflight(runner: CommandRunner, host: Host): Promise<void> {

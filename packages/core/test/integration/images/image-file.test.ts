@@ -89,6 +89,16 @@ describe.runIf(tools)('image files', () => {
       expect(error.message).toBe(`${path} is not a disk image: it is neither qcow2 nor a raw disk with a partition table`);
     });
 
+    it('rejects a qcow2 with a backing file', async () => {
+      const base = await files.qcow2('backing-base.qcow2');
+      const path = join(folder, 'with-backing.qcow2');
+      const { execa } = await import('execa');
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, path]);
+      const error = await rejection(inspectImage(path));
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect(error.message).toBe(`${path} has a backing file (${base}); a base image must be self-contained`);
+    });
+
     it('rejects a qcow2 header followed by garbage', async () => {
       const path = await files.qcow2MagicThenGarbage();
       const error = await rejection(inspectImage(path));
