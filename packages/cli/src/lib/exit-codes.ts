@@ -8,7 +8,7 @@ export const EXIT = {
   failure: 1,
   /** Wrong flags or arguments (oclif's parse errors use 2 as well). */
   usage: 2,
-  /** Input that breaks a rule, or a named object that does not exist or already exists. */
+  /** Input that breaks a rule, a named object that does not exist or already exists, or an image URL that fails to download. */
   invalidInput: 3,
   /** A host is unreachable, rejected the key, has another host key, or a host command failed. */
   host: 4,
@@ -21,7 +21,7 @@ export const EXIT = {
 } as const;
 
 const BY_CODE: Array<[RegExp, number]> = [
-  [/^(invalid_input|conflict|address_range_full|.*_not_found)$/, EXIT.invalidInput],
+  [/^(invalid_input|conflict|address_range_full|image_download_failed|.*_not_found)$/, EXIT.invalidInput],
   [/^host_(unreachable|auth_rejected|key_mismatch|command_failed|command_timed_out|upload_failed)$/, EXIT.host],
   [/^host_(not_ready|probe_failed)$/, EXIT.host],
   [/^server_busy$/, EXIT.busy],
