@@ -157,6 +157,8 @@ async function runLocked(
   const host = await db.selectFrom('hosts').selectAll().where('id', '=', server.host_id).executeTakeFirstOrThrow();
   const image = await db.selectFrom('images').selectAll().where('id', '=', server.image_id).executeTakeFirstOrThrow();
   const runner = openRunner(host);
+  const log = context.logger.child({ operation: operation.id, kind, server: server.name, host: host.name });
+  log.info({ attempt: operation.attempts, resumed }, 'operation started');
   const steps = [...operation.steps];
   const save = async (): Promise<void> => {
     await db.updateTable('operations').set({ steps: JSON.stringify(steps), updated_at: new Date() }).where('id', '=', operation.id).execute();
@@ -186,6 +188,7 @@ async function runLocked(
         step.error = errorText(error);
         await save();
         options.onProgress?.({ ...event, state: 'failed', error: step.error });
+        log.error({ step: step.name, error: step.error, code: error instanceof VomeError ? error.code : undefined }, 'step failed');
         throw error;
       }
 
@@ -245,5 +248,6 @@ async function runLocked(
     });
     return { operation: done, server: updated };
   });
+  log.info({ roundTrips: runner.roundTrips, state: finished.server.state }, 'operation succeeded');
   return { ...finished, roundTrips: runner.roundTrips, resumed };
 }
