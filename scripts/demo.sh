@@ -26,8 +26,11 @@ vome() { node packages/cli/bin/run.js "$@"; }
 
 vome db start
 if ! vome host show demo-host >/dev/null 2>&1; then
+  # The tests use addresses below .100 on the same test host, so the demo's
+  # server keeps running while they run.
   vome host add demo-host --address "$(value SSH_HOST)" --port "$(value SSH_PORT)" \
-    --host-key "$(value HOST_KEY)" --data-dir "$(value DATA_DIR)" --bridge "$(value BRIDGE)"
+    --host-key "$(value HOST_KEY)" --data-dir "$(value DATA_DIR)" --bridge "$(value BRIDGE)" \
+    --range-start 10.232.0.100 --range-end 10.232.0.149
 fi
 if ! vome image list --json | grep -q '"name": "appliance"'; then
   vome image add "$image" --name appliance
@@ -35,7 +38,14 @@ fi
 if ! vome account show demo >/dev/null 2>&1; then
   vome account add demo --name "Demo Household" --email demo@example.org
 fi
-if ! vome server show demo >/dev/null 2>&1; then
+if ! state=$(vome server show demo --json 2>/dev/null | sed -n 's/^  "state": "\(.*\)",$/\1/p'); then
   vome server create demo --account demo --host demo-host --image appliance --memory 512 --disk 1 --vcpus 1
+elif [ "$state" = stopped ]; then
+  vome server start demo
+elif [ "$state" = suspended ]; then
+  vome server resume demo
+elif [ "$state" != running ]; then
+  log "server demo is $state; destroy it with: node packages/cli/bin/run.js server destroy demo --yes"
+  exit 1
 fi
 vome server show demo --json

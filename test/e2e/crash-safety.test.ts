@@ -111,7 +111,7 @@ describe.skipIf(!host)('concurrent operations on one server', () => {
     expect(second.exitCode).toBe(5);
     const error = JSON.parse(second.stderr) as { error: { code: string; message: string } };
     expect(error.error.code).toBe('server_busy');
-    expect(error.error.message).toMatch(/^server is busy: a rebuild operation \([0-9a-f-]{36}, started by admin:.+ at .+\) holds it$/);
+    expect(error.error.message).toMatch(/^server "lock-1" is busy: a rebuild operation \([0-9a-f-]{36}, started by admin:.+ at .+\) holds it$/);
     expect((await first).exitCode).toBe(0);
   });
 

@@ -104,7 +104,7 @@ describe.skipIf(!host)('server lifecycle over SSH on the test host', () => {
   it('destroying it again succeeds and says it was already destroyed', async () => {
     const result = await setup.cli.run(['server', 'destroy', name, '--yes']);
     expect(result.exitCode).toBe(0);
-    expect(result.stderr).toMatch(new RegExp(`^server ${name} was already destroyed at \\d{4}-\\d{2}-\\d{2}T`));
+    expect(result.stdout).toMatch(new RegExp(`^server ${name} was already destroyed at \\d{4}-\\d{2}-\\d{2}T`));
     const json = await setup.cli.json<{ operation: unknown; server: ServerJson }>(['server', 'destroy', name, '--yes']);
     expect(json.operation).toBeNull();
     expect(json.server.state).toBe('destroyed');

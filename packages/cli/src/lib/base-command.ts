@@ -22,7 +22,7 @@ export abstract class BaseCommand extends Command {
   static override baseFlags = {
     'log-level': Flags.string({
       summary: 'Write structured logs to stderr at this level.',
-      options: ['silent', 'error', 'warn', 'info', 'debug'],
+      options: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
       helpGroup: 'GLOBAL',
     }),
   };
@@ -82,7 +82,17 @@ export abstract class BaseCommand extends Command {
 
   protected override async catch(error: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
     const { VomeError } = await import('@vome/core');
-    if (error instanceof Errors.ExitError || (error.oclif?.exit !== undefined && !(error instanceof VomeError))) {
+    if (error instanceof Errors.ExitError) {
+      throw error;
+    }
+    if (error.oclif?.exit !== undefined && !(error instanceof VomeError)) {
+      // A parse error (wrong flag or argument): under --json it is still one
+      // JSON line on stderr, so scripts can read it.
+      if (this.jsonEnabled()) {
+        const usage: ErrorJson = { code: 'usage', message: error.message.split('\n')[0] ?? error.message, hints: [`run \`vome ${this.id?.replaceAll(':', ' ') ?? ''} --help\``], fields: {} };
+        process.stderr.write(`${JSON.stringify({ error: usage })}\n`);
+        this.exit(error.oclif.exit);
+      }
       throw error;
     }
 

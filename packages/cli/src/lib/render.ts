@@ -1,5 +1,13 @@
 import type { Host, ServerView } from '@vome/core';
 
+/** Formats a byte count in MiB below 1 GiB and in GiB above, as `qemu-img` does. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 2 ** 30) {
+    return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  }
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
 /** Formats rows as a left-aligned text table. */
 export function table(headers: string[], rows: Array<Array<string | number | null>>): string {
   const cells = [headers, ...rows.map((row) => row.map((cell) => (cell === null ? '-' : String(cell))))];

@@ -17,14 +17,20 @@ export abstract class ServerOperationCommand extends BaseCommand {
 
   static override flags = {
     wait: Flags.boolean({ summary: 'Wait for another operation on the server instead of failing.' }),
-    yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required for rebuild and destroy without a terminal).' }),
+  };
+
+  /** Flags of rebuild and destroy, which lose the server's disk. */
+  static destructiveFlags = {
+    ...ServerOperationCommand.flags,
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required without a terminal).' }),
   };
 
   protected abstract readonly kind: Exclude<OperationKind, 'create'>;
   protected readonly destructive: boolean = false;
 
   async run(): Promise<ServerOperationJson> {
-    const { args, flags } = await this.parse(this.ctor as typeof ServerOperationCommand);
+    const { args, flags: parsedFlags } = await this.parse(this.ctor as typeof ServerOperationCommand);
+    const flags = parsedFlags as typeof parsedFlags & { yes?: boolean };
     const core = await import('@vome/core');
     const context = await this.context();
     const config = await this.config_();
@@ -33,7 +39,7 @@ export abstract class ServerOperationCommand extends BaseCommand {
       const live = await core.getServer(context.db, args.name).catch(() => undefined);
       const gone = live ? undefined : await core.findDestroyedServer(context.db, args.name);
       if (gone) {
-        this.note(`server ${gone.name} was already destroyed at ${gone.destroyed_at?.toISOString()}`);
+        this.log(`server ${gone.name} was already destroyed at ${gone.destroyed_at?.toISOString()}`);
         return alreadyDestroyedJson(gone);
       }
     }
@@ -58,7 +64,7 @@ export abstract class ServerOperationCommand extends BaseCommand {
       }),
     );
     const server = await core.getServerById(context.db, result.server.id);
-    this.note(`server ${server.name} is ${server.state}`);
+    this.log(`server ${server.name} is ${server.state}`);
     return operationJson(server, result);
   }
 }

@@ -17,6 +17,13 @@ const newAccountSchema = z.object({
 
 export type NewAccount = z.input<typeof newAccountSchema>;
 
+/** The words an operator knows each field by, for error messages. */
+const ACCOUNT_FIELD_NAMES: Record<keyof NewAccount, string> = {
+  githubLogin: 'GitHub login',
+  displayName: 'display name',
+  email: 'email',
+};
+
 /**
  * Adds a customer account and audits it.
  *
@@ -26,8 +33,11 @@ export type NewAccount = z.input<typeof newAccountSchema>;
 export async function addAccount(db: Db, actor: Actor, input: NewAccount): Promise<Account> {
   const parsed = newAccountSchema.safeParse(input);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
-    throw new InvalidInputError(`invalid account: ${problems.join('; ')}`);
+    const problems = parsed.error.issues.map((issue) => {
+      const field = String(issue.path[0]) as keyof NewAccount;
+      return `${ACCOUNT_FIELD_NAMES[field]} "${String(input[field] ?? '')}" ${issue.message}`;
+    });
+    throw new InvalidInputError(`invalid account: ${problems.join('; ')}`, { fields: { account: input.githubLogin } });
   }
   const values = parsed.data;
 

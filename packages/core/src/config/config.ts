@@ -82,7 +82,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, uid: number | u
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    // Each message names its variable already, except zod's generic ones.
+    const problems = parsed.error.issues.map((issue) => {
+      const variable = issue.path.join('.');
+      return issue.message.includes(variable) ? issue.message : `${variable}: ${issue.message}`;
+    });
     throw new ConfigError(`invalid settings in the environment: ${problems.join('; ')}`, {
       hints: ['fix or unset the variables named above'],
     });

@@ -82,7 +82,10 @@ export async function addImage(context: HostContext, actor: Actor, input: AddIma
       throw new InvalidInputError(`invalid image source "${input.source}": give a local path or an https:// URL`);
     } else {
       await stat(sourcePath).catch((error: unknown) => {
-        throw new InvalidInputError(`image file ${sourcePath} not found or not readable`, { cause: error });
+        throw new InvalidInputError(`image file ${sourcePath} not found or not readable`, {
+          hints: ['check the path, or give an https:// URL'],
+          cause: error,
+        });
       });
     }
 

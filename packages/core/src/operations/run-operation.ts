@@ -79,7 +79,8 @@ export async function runOperation(
         .executeTakeFirst();
       const held = holder ? `a ${holder.kind} operation (${holder.id}, started by ${holder.actor} at ${holder.created_at.toISOString()})` : 'another operation';
       if (!options.wait) {
-        throw new ServerBusyError(`server is busy: ${held} holds it`, {
+        const server = await context.db.selectFrom('servers').select('name').where('id', '=', serverId).executeTakeFirst();
+        throw new ServerBusyError(`server "${server?.name ?? serverId}" is busy: ${held} holds it`, {
           hints: ['wait for it to finish, or pass --wait to queue behind it'],
           fields: { server: serverId, operation: holder?.id },
         });

@@ -20,7 +20,7 @@ export default class AccountAdd extends BaseCommand {
     const { args, flags } = await this.parse(AccountAdd);
     const { addAccount } = await import('@vome/core');
     const account = await addAccount(await this.db(), this.adminActor(), { githubLogin: args.login, displayName: flags.name, email: flags.email });
-    this.note(`added account ${account.github_login} (${account.id})`);
+    this.log(`added account ${account.github_login} (${account.id})`);
     return accountJson(account);
   }
 }

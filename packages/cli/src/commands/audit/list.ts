@@ -17,7 +17,7 @@ export default class AuditList extends BaseCommand {
   static override summary = 'List audit events, newest first.';
   static override examples = ['<%= config.bin %> audit list', '<%= config.bin %> audit list --action server.create --limit 5 --json'];
   static override flags = {
-    limit: Flags.integer({ summary: 'Number of events.', default: 50 }),
+    limit: Flags.integer({ summary: 'Number of events.', default: 50, min: 1, max: 10_000 }),
     action: Flags.string({ summary: 'Only this action, such as server.create.' }),
     target: Flags.string({ summary: 'Only events on this target id.' }),
   };

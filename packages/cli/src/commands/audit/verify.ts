@@ -14,7 +14,7 @@ export default class AuditVerify extends BaseCommand {
         fields: { eventId: result.badEventId, reason: result.reason, verifiedEvents: result.events },
       });
     }
-    this.note(`audit chain intact: ${result.events} events`);
+    this.log(`audit chain intact: ${result.events} events`);
     return result;
   }
 }

@@ -11,7 +11,7 @@ export default class DbMigrate extends BaseCommand {
     try {
       const result = await core.migrateToLatest(db);
       const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-      this.note(applied.length === 0 ? 'database schema is up to date' : `applied ${applied.join(', ')}`);
+      this.log(applied.length === 0 ? 'database schema is up to date' : `applied ${applied.join(', ')}`);
       return { applied };
     } finally {
       await db.destroy();

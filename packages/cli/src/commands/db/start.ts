@@ -12,7 +12,7 @@ export default class DbStart extends BaseCommand {
     }
     await this.db();
     const embedded = new core.EmbeddedPostgres(config.home, config.embeddedPostgresPort);
-    this.note(`embedded PostgreSQL running on 127.0.0.1:${embedded.port}, data in ${embedded.paths.dataDir}`);
+    this.log(`embedded PostgreSQL running on 127.0.0.1:${embedded.port}, data in ${embedded.paths.dataDir}`);
     return { running: true, port: embedded.port, dataDir: embedded.paths.dataDir };
   }
 }

@@ -11,7 +11,7 @@ export default class DbStop extends BaseCommand {
       throw new core.ConfigError('DATABASE_URL is set: vome does not stop an external server');
     }
     const stopped = await new core.EmbeddedPostgres(config.home, config.embeddedPostgresPort).stop();
-    this.note(stopped ? 'embedded PostgreSQL stopped' : 'embedded PostgreSQL was not running');
+    this.log(stopped ? 'embedded PostgreSQL stopped' : 'embedded PostgreSQL was not running');
     return { stopped };
   }
 }

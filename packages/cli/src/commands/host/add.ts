@@ -58,7 +58,7 @@ Without --host-key, the key the host presents is shown with its fingerprint and 
       rangeEnd: flags['range-end'],
       virtType: flags['virt-type'] as 'kvm' | 'qemu' | undefined,
     });
-    this.note(`added host ${result.host.name}: ${result.host.virt_type} (${result.facts.kvm.detail}), bridge ${result.host.bridge} ${result.host.bridge_cidr}, servers ${result.host.range_start}–${result.host.range_end}`);
+    this.log(`added host ${result.host.name}: virtualisation ${result.host.virt_type} (${result.facts.kvm.works ? 'KVM works' : `KVM unusable: ${result.facts.kvm.detail}`}), bridge ${result.host.bridge} ${result.host.bridge_cidr}, servers ${result.host.range_start}–${result.host.range_end}`);
     return {
       host: hostJson(result.host),
       problems: result.problems,

@@ -32,7 +32,7 @@ export default class HostCheck extends BaseCommand {
       }
       this.exit(EXIT.checkFailed);
     }
-    this.note(`host ${result.host.name} is ready (libvirt ${result.facts.libvirt.version ?? 'unknown'})`);
+    this.log(`host ${result.host.name} is ready (libvirt ${result.facts.libvirt.version ?? 'unknown'})`);
     return json;
   }
 }

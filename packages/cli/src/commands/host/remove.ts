@@ -27,7 +27,7 @@ export default class HostRemove extends BaseCommand {
       }
     }
     const host = await core.removeHost(db, this.adminActor(), args.name);
-    this.note(`removed host ${host.name}`);
+    this.log(`removed host ${host.name}`);
     return { removed: host.name };
   }
 }

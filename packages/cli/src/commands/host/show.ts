@@ -18,7 +18,13 @@ export default class HostShow extends BaseCommand {
     const addresses = await db.selectFrom('address_allocations').select((eb) => eb.fn.countAll<string>().as('count')).where('host_id', '=', host.id).executeTakeFirstOrThrow();
     const json = { ...hostJson(host), servers: Number(servers.count), addressesInUse: Number(addresses.count) };
     if (!this.jsonEnabled()) {
-      this.log(table(['FIELD', 'VALUE'], Object.entries(json).map(([key, value]) => [key, typeof value === 'object' && value !== null ? JSON.stringify(value) : (value as string | number | null)])));
+      const rows = Object.entries(json).map(([key, value]): [string, string | number | null] => {
+        if (key === 'range') {
+          return [key, `${json.range.start}–${json.range.end}`];
+        }
+        return [key, value as string | number | null];
+      });
+      this.log(table(['FIELD', 'VALUE'], rows));
     }
     return json;
   }

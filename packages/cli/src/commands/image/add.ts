@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../lib/base-command.js';
+import { formatBytes } from '../../lib/render.js';
 import { type ImageJson, imageJson } from './list.js';
 
 export default class ImageAdd extends BaseCommand {
@@ -36,7 +37,7 @@ export default class ImageAdd extends BaseCommand {
         await runner.close();
       }
     }
-    this.note(`added image ${image.name}: ${image.format}, ${Number(image.virtual_size_bytes) / 2 ** 30} GiB virtual, sha256 ${image.sha256}`);
+    this.log(`added image ${image.name}: ${image.format}, ${formatBytes(Number(image.virtual_size_bytes))} virtual, sha256 ${image.sha256}`);
     return { ...imageJson(image), placedOn };
   }
 }

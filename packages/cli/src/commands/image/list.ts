@@ -1,6 +1,6 @@
 import type { Image } from '@vome/core';
 import { BaseCommand } from '../../lib/base-command.js';
-import { table } from '../../lib/render.js';
+import { formatBytes, table } from '../../lib/render.js';
 
 export interface ImageJson {
   id: string;
@@ -37,7 +37,7 @@ export default class ImageList extends BaseCommand {
       this.log(
         images.length === 0
           ? 'no images'
-          : table(['NAME', 'FORMAT', 'VIRTUAL SIZE', 'SHA-256'], images.map((i) => [i.name, i.format, `${(i.virtualSizeBytes / 2 ** 30).toFixed(1)} GiB`, i.sha256])),
+          : table(['NAME', 'FORMAT', 'VIRTUAL SIZE', 'SHA-256'], images.map((i) => [i.name, i.format, formatBytes(i.virtualSizeBytes), i.sha256])),
       );
     }
     return { images };

@@ -58,7 +58,7 @@ export default class ServerCreate extends BaseCommand {
       ),
     );
     const server = await core.getServer(context.db, result.server.name);
-    this.note(`server ${server.name} is ${server.state} at ${server.ipv4} (${server.mac}) on host ${server.host_name}`);
+    this.log(`server ${server.name} is ${server.state} at ${server.ipv4} (${server.mac}) on host ${server.host_name}`);
     return operationJson(server, result);
   }
 }

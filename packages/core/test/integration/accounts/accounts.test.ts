@@ -16,8 +16,10 @@ afterAll(async () => {
 
 const OCTOCAT = { githubLogin: 'octocat', displayName: 'The Octocat', email: 'octocat@example.org' };
 
-const LOGIN_RULE = 'githubLogin must be a GitHub login: 1–39 letters, digits or single hyphens, not starting or ending with a hyphen';
-const EMAIL_RULE = 'email must be an email address such as name@example.org';
+const LOGIN_RULE = 'must be a GitHub login: 1–39 letters, digits or single hyphens, not starting or ending with a hyphen';
+const EMAIL_RULE = 'must be an email address such as name@example.org';
+const badLogin = (login: string) => `GitHub login "${login}" ${LOGIN_RULE}`;
+const badEmail = (email: string) => `email "${email}" ${EMAIL_RULE}`;
 
 describe('addAccount', () => {
   it('adds an account', async () => {
@@ -77,17 +79,17 @@ describe('addAccount', () => {
   });
 
   it.each([
-    ['a login starting with a hyphen', { githubLogin: '-octocat' }, LOGIN_RULE],
-    ['a login ending with a hyphen', { githubLogin: 'octocat-' }, LOGIN_RULE],
-    ['a login with two hyphens in a row', { githubLogin: 'octo--cat' }, LOGIN_RULE],
-    ['a login with an underscore', { githubLogin: 'octo_cat' }, LOGIN_RULE],
-    ['a login of 40 characters', { githubLogin: 'a'.repeat(40) }, LOGIN_RULE],
-    ['an empty login', { githubLogin: '' }, LOGIN_RULE],
-    ['an email without a domain', { email: 'octocat' }, EMAIL_RULE],
-    ['an email with a space', { email: 'octo cat@example.org' }, EMAIL_RULE],
-    ['an empty display name', { displayName: '   ' }, 'displayName must not be empty'],
-    ['a display name of 201 characters', { displayName: 'x'.repeat(201) }, 'displayName must be at most 200 characters'],
-    ['a bad login and a bad email', { githubLogin: 'octo_cat', email: 'octocat' }, `${LOGIN_RULE}; ${EMAIL_RULE}`],
+    ['a login starting with a hyphen', { githubLogin: '-octocat' }, badLogin('-octocat')],
+    ['a login ending with a hyphen', { githubLogin: 'octocat-' }, badLogin('octocat-')],
+    ['a login with two hyphens in a row', { githubLogin: 'octo--cat' }, badLogin('octo--cat')],
+    ['a login with an underscore', { githubLogin: 'octo_cat' }, badLogin('octo_cat')],
+    ['a login of 40 characters', { githubLogin: 'a'.repeat(40) }, badLogin('a'.repeat(40))],
+    ['an empty login', { githubLogin: '' }, badLogin('')],
+    ['an email without a domain', { email: 'octocat' }, badEmail('octocat')],
+    ['an email with a space', { email: 'octo cat@example.org' }, badEmail('octo cat@example.org')],
+    ['an empty display name', { displayName: '   ' }, 'display name "   " must not be empty'],
+    ['a display name of 201 characters', { displayName: 'x'.repeat(201) }, `display name "${'x'.repeat(201)}" must be at most 200 characters`],
+    ['a bad login and a bad email', { githubLogin: 'octo_cat', email: 'octocat' }, `${badLogin('octo_cat')}; ${badEmail('octocat')}`],
   ])('rejects %s and records nothing', async (_case, change, problems) => {
     const db = await database.fresh();
 

@@ -319,7 +319,7 @@ describe('runOperation', () => {
 
     expect(error).toBeInstanceOf(ServerBusyError);
     expect(error.message).toBe(
-      `server is busy: a create operation (${holder?.id}, started by admin:alice at ${holder?.created_at.toISOString()}) holds it`,
+      `server "kitchen" is busy: a create operation (${holder?.id}, started by admin:alice at ${holder?.created_at.toISOString()}) holds it`,
     );
     expect((error as ServerBusyError).fields).toEqual({ server: setup.server.id, operation: holder?.id });
     expect((error as ServerBusyError).hints).toEqual(['wait for it to finish, or pass --wait to queue behind it']);
