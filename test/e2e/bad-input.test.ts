@@ -81,6 +81,38 @@ describe.skipIf(!host)('bad input is rejected and creates nothing', () => {
     await expectNoChange(before);
   });
 
+  it('more vCPUs than the host has are refused', async () => {
+    const shown = await setup.cli.json<{ vcpus: number }>(['host', 'show', 'bad-host']);
+    const result = await setup.cli.run(base('fresh', { '--vcpus': String(shown.vcpus + 1) }));
+    expect(result.exitCode).toBe(3);
+    expect(errorOf(result.stderr).message).toBe(`invalid vCPU count ${shown.vcpus + 1}: host "bad-host" has ${shown.vcpus}`);
+  });
+
+  it('a disk larger than the host has free is refused', async () => {
+    const before = await hostLeftovers(setup.host);
+    const result = await setup.cli.run(base('fresh', { '--disk': '16000' }));
+    expect(result.exitCode).toBe(3);
+    expect(errorOf(result.stderr).message).toMatch(new RegExp(`^invalid disk size 16000 GiB: host "bad-host" has \\d+\\.\\d GiB free in ${setup.host.dataDir}$`));
+    await expectNoChange(before);
+  });
+
+  it('a name whose libvirt domain already exists on the host is refused', async () => {
+    const xml = `${setup.cli.home}/namesake.xml`;
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(xml, "<domain type='qemu'><name>vome-namesake</name><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>");
+    await execa('virsh', ['-q', '-c', 'qemu:///system', 'define', xml]);
+    try {
+      const uuid = (await execa('virsh', ['-q', '-c', 'qemu:///system', 'domuuid', 'vome-namesake'])).stdout.trim();
+      const result = await setup.cli.run(base('namesake'));
+      expect(result.exitCode).toBe(3);
+      expect(errorOf(result.stderr).message).toBe(`host "bad-host" already has a libvirt domain named "vome-namesake" (uuid ${uuid}) that is not a server of this vome`);
+      const listed = await setup.cli.json<{ servers: ServerJson[] }>(['server', 'list', '--all']);
+      expect(listed.servers.map((server) => server.name)).toEqual(['taken']);
+    } finally {
+      await execa('virsh', ['-q', '-c', 'qemu:///system', 'undefine', 'vome-namesake']);
+    }
+  });
+
   it('a full address range is refused', async () => {
     await setup.cli.json(base('second').slice(0, -1));
     const before = await hostLeftovers(setup.host);

@@ -75,6 +75,22 @@ describe.skipIf(!host)('operations killed after each step finish when run again'
     await expectNothingLeft(created.server.id, name);
   });
 
+  it('finishing a killed create with other settings is refused', async () => {
+    const name = 'crash-changed';
+    const killed = await setup.cli.run([...createArgs(name), '--json'], { VOME_TEST_KILL_AFTER_STEP: 'create:place-image' });
+    expect(killed.signal).toBe('SIGKILL');
+
+    const changed = createArgs(name).map((arg) => (arg === '512' ? '768' : arg));
+    const refused = await setup.cli.run([...changed, '--json']);
+    expect(refused.exitCode).toBe(3);
+    expect(JSON.parse(refused.stderr).error.message).toBe(`server "${name}" has an unfinished create with other settings: memory (MiB) 768 (recorded: 512)`);
+
+    const finished = await setup.cli.json<OperationJson>(createArgs(name));
+    expect(finished.server.state).toBe('running');
+    await setup.cli.json(['server', 'destroy', name, '--yes']);
+    await expectNothingLeft(finished.server.id, name);
+  });
+
   it('a destroy replaces a create that was killed half-way', async () => {
     const name = 'crash-abandoned';
     const killed = await setup.cli.run([...createArgs(name), '--json'], { VOME_TEST_KILL_AFTER_STEP: 'create:define-domain' });

@@ -6,12 +6,21 @@ import type { Db } from '../db/connection.js';
 import type { Account } from '../db/schema.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors/index.js';
 
+// Control characters and bidirectional overrides: in a terminal or a page they
+// can rewrite what an operator sees.
+const UNPRINTABLE = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
 // GitHub logins: up to 39 characters, alphanumerics and single inner hyphens.
 const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
 
 const newAccountSchema = z.object({
   githubLogin: z.string().regex(GITHUB_LOGIN, 'must be a GitHub login: 1–39 letters, digits or single hyphens, not starting or ending with a hyphen'),
-  displayName: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  displayName: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(200, 'must be at most 200 characters')
+    .refine((value) => !UNPRINTABLE.test(value), 'must not contain control or text-direction characters'),
   email: z.email('must be an email address such as name@example.org').max(320),
 });
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, constants, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { VomeError } from '../errors/index.js';
+import { shellQuote } from '../runner/command-runner.js';
 
 /** Where the embedded PostgreSQL keeps its files under VOME_HOME. */
 export interface EmbeddedPostgresPaths {
@@ -122,11 +123,20 @@ async function exists(path: string): Promise<boolean> {
 
 async function readOrCreatePassword(path: string): Promise<string> {
   if (await exists(path)) {
-    return (await readFile(path, 'utf8')).trim();
+    const stored = (await readFile(path, 'utf8')).trim();
+    if (stored.length === 0) {
+      throw new VomeError('embedded_postgres_failed', `the password file ${path} is empty`, {
+        hints: ['if the data folder beside it was never initialised, remove both; otherwise restore the password from a backup'],
+      });
+    }
+    return stored;
   }
+  // Written to a temporary name and renamed, so a kill never leaves an empty file.
   const password = randomBytes(24).toString('base64url');
-  await writeFile(path, `${password}\n`, { mode: 0o600, flag: 'wx' });
-  return password;
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${password}\n`, { mode: 0o600 });
+  await rename(temporary, path);
+  return (await readFile(path, 'utf8')).trim();
 }
 
 /**
@@ -236,13 +246,18 @@ export class EmbeddedPostgres {
       await chown(this.paths.logFile, user.uid, user.gid);
     }
     await chmod(this.paths.socketDir, 0o700);
-    const options = `-p ${this.port} -k ${this.paths.socketDir} -c listen_addresses=127.0.0.1`;
+    // pg_ctl passes -o through /bin/sh, so the folder is quoted.
+    const options = `-p ${this.port} -k ${shellQuote(this.paths.socketDir)} -c listen_addresses=127.0.0.1`;
     const result = await execa(pgCtl, ['start', '-D', this.paths.dataDir, '-l', this.paths.logFile, '-w', '-t', '60', '-o', options], {
       ...(user ?? {}),
       reject: false,
       env: { LC_ALL: 'C' },
     });
     if (result.exitCode !== 0) {
+      // Another vome command may have started the server at the same moment.
+      if ((await this.status()).running) {
+        return;
+      }
       const log = await readFile(this.paths.logFile, 'utf8').catch(() => '');
       throw new VomeError('embedded_postgres_failed', `the embedded PostgreSQL did not start on port ${this.port}`, {
         hints: [`if another program uses port ${this.port}, set VOME_EMBEDDED_PG_PORT to a free port`, `server log: ${this.paths.logFile}`],
@@ -253,12 +268,31 @@ export class EmbeddedPostgres {
 
   private async ensureDatabase(password: string): Promise<void> {
     const { default: pg } = await import('pg');
-    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, password, database: 'postgres' });
-    await client.connect();
+    // A server that another command is starting refuses connections, or
+    // answers "starting up" (57P03), for a moment.
+    let client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, password, database: 'postgres' });
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await client.connect();
+        break;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (attempt >= 60 || (code !== 'ECONNREFUSED' && code !== '57P03')) {
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, password, database: 'postgres' });
+      }
+    }
     try {
       const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
       if (found.rowCount === 0) {
-        await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
+        await client.query(`CREATE DATABASE ${DATABASE_NAME}`).catch((error: { code?: string }) => {
+          // 42P04: another command created it a moment ago.
+          if (error.code !== '42P04') {
+            throw error;
+          }
+        });
       }
     } finally {
       await client.end();

@@ -70,6 +70,12 @@ export async function addHost(context: HostContext, actor: Actor, input: AddHost
   const bridge = requireInterfaceName(input.bridge ?? DEFAULT_BRIDGE);
   const dataDir = requireAbsolutePath('data folder', input.dataDir ?? DEFAULT_DATA_DIR);
   if (input.transport === 'ssh') {
+    if (input.port !== undefined && (!Number.isInteger(input.port) || input.port < 1 || input.port > 65_535)) {
+      throw new InvalidInputError(`invalid SSH port ${input.port}: use a whole number from 1 to 65535`);
+    }
+    if (input.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(input.user)) {
+      throw new InvalidInputError(`invalid SSH user "${input.user}": use a Linux user name such as root`);
+    }
     if (!input.address) {
       throw new InvalidInputError('an SSH host needs an address: pass --address');
     }

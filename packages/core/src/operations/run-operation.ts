@@ -39,7 +39,8 @@ export interface OperationResult {
 // derived from the server id.
 const SERVER_LOCK_CLASS = 7_150_002;
 
-function freshSteps(kind: OperationKind): StepRecord[] {
+/** Lists an operation's steps, all pending. */
+export function freshSteps(kind: OperationKind): StepRecord[] {
   return OPERATION_STEPS[kind].map((name) => ({ name, state: 'pending', startedAt: null, finishedAt: null, error: null }));
 }
 
@@ -125,7 +126,8 @@ async function runLocked(
       .where('id', '=', unfinished.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    resumed = true;
+    // A create recorded together with its server starts at 0 attempts.
+    resumed = unfinished.attempts > 0;
   } else {
     if (unfinished && !SUPERSEDING.has(kind)) {
       throw new ServerBusyError(

@@ -46,5 +46,18 @@ export function shellQuote(value: string | number): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** Prefix of every script: fail on the first error, on unset names and in pipes. */
-export const SCRIPT_PRELUDE = 'set -euo pipefail\nexport LC_ALL=C\n';
+/**
+ * Prefix of every script: fail on the first error, on unset names and in
+ * pipes, and create files private unless a script sets a mode.
+ */
+export const SCRIPT_PRELUDE = 'set -euo pipefail\nexport LC_ALL=C\numask 077\n';
+
+/**
+ * Builds the command that runs a script on a host: bash under `timeout`, so a
+ * script outlives neither its time limit nor, by more than a few seconds, a
+ * control plane that was killed mid-step.
+ */
+export function scriptCommand(timeoutMs: number): string {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  return `timeout --kill-after=5 ${seconds} bash -s`;
+}

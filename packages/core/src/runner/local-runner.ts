@@ -1,7 +1,7 @@
 import { copyFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { HostCommandError, HostTimeoutError } from '../errors/index.js';
-import { type CommandResult, type CommandRunner, type RunOptions, SCRIPT_PRELUDE } from './command-runner.js';
+import { type CommandResult, type CommandRunner, type RunOptions, SCRIPT_PRELUDE, scriptCommand } from './command-runner.js';
 
 /** Runs host scripts on the machine vome itself runs on. */
 export class LocalRunner implements CommandRunner {
@@ -11,13 +11,13 @@ export class LocalRunner implements CommandRunner {
 
   async run(script: string, options: RunOptions): Promise<CommandResult> {
     this.roundTrips += 1;
-    const result = await execa('bash', ['-s'], {
+    const result = await execa('sh', ['-c', scriptCommand(options.timeoutMs)], {
       input: SCRIPT_PRELUDE + script,
       reject: false,
       timeout: options.timeoutMs,
       stripFinalNewline: false,
     });
-    if (result.timedOut) {
+    if (result.timedOut || result.exitCode === 124 || result.exitCode === 137) {
       throw new HostTimeoutError(this.hostName, options.label, options.timeoutMs);
     }
     const outcome: CommandResult = { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? 1 };

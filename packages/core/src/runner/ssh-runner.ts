@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { lstat, readFile } from 'node:fs/promises';
+import ssh2, { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import {
   HostAuthError,
   HostCommandError,
@@ -9,7 +9,7 @@ import {
   VomeError,
 } from '../errors/index.js';
 import type { Logger } from '../logging/logger.js';
-import { type CommandResult, type CommandRunner, type RunOptions, SCRIPT_PRELUDE } from './command-runner.js';
+import { type CommandResult, type CommandRunner, type RunOptions, SCRIPT_PRELUDE, scriptCommand } from './command-runner.js';
 import { fingerprint, formatHostKey, type HostKey } from './host-key.js';
 
 export interface SshTarget {
@@ -126,15 +126,7 @@ export class SshRunner implements CommandRunner {
 
   private async connect(): Promise<Client> {
     const target = this.target;
-    let privateKey: Buffer;
-    try {
-      privateKey = await readFile(target.privateKeyPath);
-    } catch (error) {
-      throw new VomeError('ssh_key_unreadable', `cannot read the SSH private key ${target.privateKeyPath}`, {
-        hints: ['set VOME_SSH_KEY to the path of a readable private key'],
-        cause: error,
-      });
-    }
+    const privateKey = await readPrivateKey(target.privateKeyPath);
 
     return new Promise<Client>((resolve, reject) => {
       const client = new Client();
@@ -146,6 +138,9 @@ export class SshRunner implements CommandRunner {
         privateKey,
         readyTimeout: target.connectTimeoutMs,
         keepaliveInterval: 15_000,
+        // Ask for the pinned key's type, or a host with several keys may
+        // offer another one and look like an impostor.
+        algorithms: { serverHostKey: hostKeyAlgorithms(target.hostKey.type) },
         hostVerifier: (key: Buffer) => {
           if (key.equals(target.hostKey.blob)) {
             return true;
@@ -165,26 +160,36 @@ export class SshRunner implements CommandRunner {
 
   private exec(client: Client, script: string, options: RunOptions): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
-      client.exec('bash -s', (error, stream: ClientChannel) => {
+      let stream: ClientChannel | undefined;
+      // Started before the channel is open: a host that accepts the session
+      // but never opens the channel must time out too. The remote `timeout`
+      // ends the script itself; this timer covers the connection.
+      const timer = setTimeout(() => {
+        stream?.signal('KILL');
+        stream?.close();
+        reject(new HostTimeoutError(this.hostName, options.label, options.timeoutMs));
+      }, options.timeoutMs + 10_000);
+      client.exec(scriptCommand(options.timeoutMs), (error, channel: ClientChannel) => {
         if (error) {
+          clearTimeout(timer);
           reject(new HostUnreachableError(`could not start a command on host "${this.hostName}": ${error.message}`, { cause: error }));
           return;
         }
+        stream = channel;
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         let exitCode: number | null = null;
-        const timer = setTimeout(() => {
-          stream.signal('KILL');
-          stream.close();
-          reject(new HostTimeoutError(this.hostName, options.label, options.timeoutMs));
-        }, options.timeoutMs);
-        stream.on('data', (chunk: Buffer) => stdout.push(chunk));
-        stream.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-        stream.on('exit', (code: number | null) => {
+        channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+        channel.on('exit', (code: number | null) => {
           exitCode = code;
         });
-        stream.on('close', () => {
+        channel.on('close', () => {
           clearTimeout(timer);
+          if (exitCode === 124 || exitCode === 137) {
+            reject(new HostTimeoutError(this.hostName, options.label, options.timeoutMs));
+            return;
+          }
           resolve({
             stdout: Buffer.concat(stdout).toString('utf8'),
             stderr: Buffer.concat(stderr).toString('utf8'),
@@ -192,10 +197,53 @@ export class SshRunner implements CommandRunner {
             exitCode: exitCode ?? 255,
           });
         });
-        stream.end(script);
+        channel.end(script);
       });
     });
   }
+}
+
+const MAX_KEY_BYTES = 64 * 1024;
+
+/**
+ * Reads and parses vome's private key. A FIFO, a device or a huge file is
+ * rejected before reading, and an encrypted or malformed key is a settings
+ * error rather than an unexpected one.
+ */
+async function readPrivateKey(path: string): Promise<Buffer> {
+  const unreadable = (reason: string, cause?: unknown) =>
+    new VomeError('ssh_key_unreadable', `cannot use the SSH private key ${path}: ${reason}`, {
+      hints: ['set VOME_SSH_KEY to the path of an unencrypted OpenSSH private key file'],
+      cause,
+    });
+  let key: Buffer;
+  try {
+    const info = await lstat(path);
+    if (!info.isFile()) {
+      throw unreadable('not a regular file');
+    }
+    if (info.size > MAX_KEY_BYTES) {
+      throw unreadable(`larger than ${MAX_KEY_BYTES} bytes`);
+    }
+    key = await readFile(path);
+  } catch (error) {
+    throw error instanceof VomeError ? error : unreadable((error as Error).message, error);
+  }
+  // ssh2 is CommonJS, and Node cannot see `utils` as a named export.
+  const parsed = ssh2.utils.parseKey(key);
+  if (parsed instanceof Error) {
+    throw unreadable(parsed.message, parsed);
+  }
+  const first = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!first || first.isPrivateKey() !== true) {
+    throw unreadable('it holds no private key');
+  }
+  return key;
+}
+
+/** Lists the host key algorithms that produce keys of the pinned type. */
+function hostKeyAlgorithms(type: string): ServerHostKeyAlgorithm[] {
+  return (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]) as ServerHostKeyAlgorithm[];
 }
 
 /**

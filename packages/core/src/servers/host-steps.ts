@@ -1,9 +1,12 @@
 import type { Host, Image, Server } from '../db/schema.js';
 import { type CommandRunner, shellQuote as q } from '../runner/command-runner.js';
-import { domainName, renderDomainXml, serverDir } from './domain-xml.js';
+import { renderDomainXml, serverDir } from './domain-xml.js';
 
 // Every script below is idempotent: run again after a kill at any line, it
-// finishes the work or finds it done. Each is one round trip.
+// finishes the work or finds it done. Each is one round trip. Domains are
+// addressed by UUID (the server id), never by name, so a step can only act on
+// this server's own domain: not on a namesake that another control plane or
+// an administrator defined, nor on a later server that reuses the name.
 
 const VIRSH = 'virsh -q -c qemu:///system';
 
@@ -47,6 +50,8 @@ export async function writeReservation(runner: CommandRunner, host: Host, server
 mkdir -p "$(dirname "$file")"
 tmp="$(dirname "$file")/.$(basename "$file").tmp"
 printf '%s\\n' ${q(`${server.mac},${server.ipv4},${server.name}`)} > "$tmp"
+# dnsmasq may read it after dropping root; it holds nothing secret.
+chmod 0644 "$tmp"
 mv -f "$tmp" "$file"
 ${reloadDhcp(host)}`,
     { label: 'reserve-address', timeoutMs: 30_000 },
@@ -84,12 +89,12 @@ ${VIRSH} define "$dir/domain.xml" >/dev/null`,
 /** Starts the domain, or resumes it when paused; does nothing when running. */
 export async function startDomain(runner: CommandRunner, server: Server): Promise<void> {
   await runner.run(
-    `name=${q(domainName(server))}
-state=$(${VIRSH} domstate "$name")
+    `dom=${q(server.id)}
+state=$(${VIRSH} domstate "$dom")
 case "$state" in
   running) ;;
-  paused) ${VIRSH} resume "$name" >/dev/null ;;
-  *) ${VIRSH} start "$name" >/dev/null ;;
+  paused) ${VIRSH} resume "$dom" >/dev/null ;;
+  *) ${VIRSH} start "$dom" >/dev/null ;;
 esac`,
     { label: 'start-domain', timeoutMs: 120_000 },
   );
@@ -102,20 +107,20 @@ esac`,
  */
 export async function stopDomain(runner: CommandRunner, server: Server, graceSeconds: number): Promise<void> {
   await runner.run(
-    `name=${q(domainName(server))}
-if ! ${VIRSH} dominfo "$name" >/dev/null 2>&1; then exit 0; fi
-state=$(${VIRSH} domstate "$name")
+    `dom=${q(server.id)}
+if ! ${VIRSH} dominfo "$dom" >/dev/null 2>&1; then exit 0; fi
+state=$(${VIRSH} domstate "$dom")
 if [ "$state" = "shut off" ]; then exit 0; fi
 if [ ${graceSeconds} -gt 0 ] && [ "$state" = "running" ]; then
   # A guest still booting may miss the ACPI event, so it is sent again every 5 s.
   for tick in $(seq 0 $((${graceSeconds} * 2 - 1))); do
-    if [ $((tick % 10)) -eq 0 ]; then ${VIRSH} shutdown "$name" >/dev/null 2>&1 || true; fi
-    [ "$(${VIRSH} domstate "$name")" = "shut off" ] && exit 0
+    if [ $((tick % 10)) -eq 0 ]; then ${VIRSH} shutdown "$dom" >/dev/null 2>&1 || true; fi
+    [ "$(${VIRSH} domstate "$dom")" = "shut off" ] && exit 0
     sleep 0.5
   done
   echo "guest did not power off within ${graceSeconds} s; stopping it hard" >&2
 fi
-${VIRSH} destroy "$name" >/dev/null 2>&1 || [ "$(${VIRSH} domstate "$name")" = "shut off" ]`,
+${VIRSH} destroy "$dom" >/dev/null 2>&1 || [ "$(${VIRSH} domstate "$dom")" = "shut off" ]`,
     { label: 'stop-domain', timeoutMs: (graceSeconds + 60) * 1000 },
   );
 }
@@ -123,9 +128,9 @@ ${VIRSH} destroy "$name" >/dev/null 2>&1 || [ "$(${VIRSH} domstate "$name")" = "
 /** Undefines the domain together with its NVRAM file; a missing domain is fine. */
 export async function undefineDomain(runner: CommandRunner, server: Server): Promise<void> {
   await runner.run(
-    `name=${q(domainName(server))}
-if ${VIRSH} dominfo "$name" >/dev/null 2>&1; then
-  ${VIRSH} undefine --nvram "$name" >/dev/null
+    `dom=${q(server.id)}
+if ${VIRSH} dominfo "$dom" >/dev/null 2>&1; then
+  ${VIRSH} undefine --nvram "$dom" >/dev/null
 fi`,
     { label: 'undefine-domain', timeoutMs: 60_000 },
   );
@@ -139,8 +144,8 @@ export async function removeServerFiles(runner: CommandRunner, host: Host, serve
 /** Reads the libvirt state of the domain, or "absent". */
 export async function domainState(runner: CommandRunner, server: Server): Promise<string> {
   const result = await runner.run(
-    `name=${q(domainName(server))}
-if ${VIRSH} dominfo "$name" >/dev/null 2>&1; then ${VIRSH} domstate "$name"; else echo absent; fi`,
+    `dom=${q(server.id)}
+if ${VIRSH} dominfo "$dom" >/dev/null 2>&1; then ${VIRSH} domstate "$dom"; else echo absent; fi`,
     { label: 'domain-state', timeoutMs: 30_000 },
   );
   return result.stdout.trim();

@@ -1,15 +1,16 @@
-import type { Actor } from '../audit/actor.js';
+import { type Actor, actorLabel } from '../audit/actor.js';
 import { appendAudit } from '../audit/audit-log.js';
 import type { Db } from '../db/connection.js';
-import type { Host, OperationKind, Server } from '../db/schema.js';
+import type { Database, Host, OperationKind, Server } from '../db/schema.js';
+import type { Transaction } from 'kysely';
 import { ConflictError, HostNotReadyError, InvalidInputError, NotFoundError } from '../errors/index.js';
-import type { CommandRunner } from '../runner/command-runner.js';
+import { type CommandRunner, shellQuote } from '../runner/command-runner.js';
 import { getAccount } from '../accounts/accounts.js';
 import { runnerForHost } from '../hosts/host-connection.js';
 import { getHost, type HostContext } from '../hosts/hosts.js';
 import { getImage, placeImage } from '../images/images.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
-import { type OperationResult, runOperation, type RunOperationOptions, type StepHandler } from '../operations/run-operation.js';
+import { freshSteps, type OperationResult, runOperation, type RunOperationOptions, type StepHandler } from '../operations/run-operation.js';
 import { pickFreeAddress, randomMac } from './address-allocation.js';
 import {
   createDisk,
@@ -86,15 +87,94 @@ function operate(
 }
 
 /**
- * Checks, in one round trip, that the host presents its pinned key and
- * that libvirt runs, before anything is recorded for a new server.
+ * Checks, in one round trip, before anything is recorded for a new server:
+ * that the host presents its pinned key, that libvirt runs, that no domain
+ * already has the server's libvirt name, and that the disk fits in the free
+ * space of the host's data folder.
  */
-async function preflight(runner: CommandRunner, host: Host): Promise<void> {
-  const result = await runner.run('virsh -q -c qemu:///system version --daemon >/dev/null', { label: 'check libvirt', timeoutMs: 30_000, check: false });
-  if (result.exitCode !== 0) {
-    throw new HostNotReadyError(`libvirt on host "${host.name}" is not reachable: ${result.stderr.trim().split('\n').pop() ?? ''}`, {
+async function preflight(runner: CommandRunner, host: Host, server: { name: string; diskGib: number }): Promise<void> {
+  const domain = `vome-${server.name}`;
+  const result = await runner.run(
+    `if ! out=$(virsh -q -c qemu:///system version --daemon 2>&1); then printf 'libvirt_error=%s\\n' "$(printf '%s' "$out" | tail -n1)"; exit 0; fi
+if uuid=$(virsh -q -c qemu:///system domuuid ${shellQuote(domain)} 2>/dev/null); then echo "domain_uuid=$uuid"; fi
+echo "disk_free=$(df -B1 --output=avail ${shellQuote(host.data_dir)} | tail -n1 | tr -d ' ')"`,
+    { label: 'check host', timeoutMs: 30_000 },
+  );
+  const facts = new Map(
+    result.stdout
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()] as const),
+  );
+
+  const libvirtError = facts.get('libvirt_error');
+  if (libvirtError !== undefined) {
+    throw new HostNotReadyError(`libvirt on host "${host.name}" is not reachable: ${libvirtError}`, {
       hints: [`start libvirtd on the host, then run \`vome host check ${host.name}\``],
-      fields: { host: host.name, stderr: result.stderr },
+      fields: { host: host.name },
+    });
+  }
+  const existing = facts.get('domain_uuid');
+  if (existing) {
+    throw new ConflictError(`host "${host.name}" already has a libvirt domain named "${domain}" (uuid ${existing}) that is not a server of this vome`, {
+      hints: ['pick another server name, or remove that domain on the host if it is an orphan'],
+      fields: { host: host.name, server: server.name },
+    });
+  }
+  const free = Number(facts.get('disk_free'));
+  if (Number.isFinite(free) && server.diskGib * 2 ** 30 > free) {
+    throw new InvalidInputError(
+      `invalid disk size ${server.diskGib} GiB: host "${host.name}" has ${(free / 2 ** 30).toFixed(1)} GiB free in ${host.data_dir}`,
+      { hints: ['choose a smaller --disk, or another host'] },
+    );
+  }
+}
+
+/**
+ * Checks that no live server has this name or subdomain.
+ *
+ * @throws ConflictError naming the one that is taken.
+ */
+async function requireFreeNames(db: Db | Transaction<Database>, name: string, subdomain: string): Promise<void> {
+  const clash = await db
+    .selectFrom('servers')
+    .select(['name', 'subdomain'])
+    .where('state', '<>', 'destroyed')
+    .where((eb) => eb.or([eb('name', '=', name), eb('subdomain', '=', subdomain)]))
+    .executeTakeFirst();
+  if (clash) {
+    const what = clash.name === name ? `name "${name}"` : `subdomain "${subdomain}"`;
+    throw new ConflictError(`a server with the ${what} already exists`, { hints: ['pick another, or run `vome server list`'] });
+  }
+}
+
+/**
+ * Checks that a repeated create asks for what the interrupted one recorded,
+ * so that finishing it cannot give a server to another owner or another size
+ * than the operator now expects.
+ *
+ * @throws ConflictError listing every difference.
+ */
+async function requireSameRequest(db: Db, recorded: Server, input: CreateServerInput): Promise<void> {
+  const view = await getServerById(db, recorded.id);
+  const account = await getAccount(db, input.account).catch(() => undefined);
+  const checks: Array<{ field: string; requested: string | number; recorded: string | number; same?: boolean }> = [
+    { field: 'account', requested: input.account, recorded: view.account_login, same: account?.id === recorded.account_id },
+    { field: 'host', requested: input.host, recorded: view.host_name },
+    { field: 'image', requested: input.image, recorded: view.image_name },
+    { field: 'subdomain', requested: input.subdomain ?? input.name, recorded: recorded.subdomain },
+    { field: 'vCPUs', requested: input.vcpus ?? DEFAULT_SIZE.vcpus, recorded: recorded.vcpus },
+    { field: 'memory (MiB)', requested: input.memoryMib ?? DEFAULT_SIZE.memoryMib, recorded: recorded.memory_mib },
+    { field: 'disk (GiB)', requested: input.diskGib ?? DEFAULT_SIZE.diskGib, recorded: recorded.disk_gib },
+    { field: 'Home Assistant port', requested: input.haPort ?? 8123, recorded: recorded.ha_port },
+  ];
+  const differences = checks
+    .filter((check) => !(check.same ?? String(check.requested) === String(check.recorded)))
+    .map((check) => `${check.field} ${check.requested} (recorded: ${check.recorded})`);
+  if (differences.length > 0) {
+    throw new ConflictError(`server "${recorded.name}" has an unfinished create with other settings: ${differences.join(', ')}`, {
+      hints: [`run the create again with the recorded settings to finish it, or \`vome server destroy ${recorded.name}\` to drop it`],
+      fields: { server: recorded.name },
     });
   }
 }
@@ -117,6 +197,7 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
   if (unfinished) {
     const pending = await db.selectFrom('operations').select('kind').where('server_id', '=', unfinished.id).where('state', 'in', ['running', 'failed']).executeTakeFirst();
     if (pending?.kind === 'create') {
+      await requireSameRequest(db, unfinished, input);
       return operate(context, actor, unfinished, 'create', options);
     }
   }
@@ -128,30 +209,28 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
   const memoryMib = requireWhole('memory', input.memoryMib ?? DEFAULT_SIZE.memoryMib, 256, 262_144, 'MiB');
   const diskGib = requireWhole('disk size', input.diskGib ?? DEFAULT_SIZE.diskGib, 1, 16_384, 'GiB');
   const haPort = requireWhole('Home Assistant port', input.haPort ?? 8123, 1, 65_535, 'port');
+  if (vcpus > host.vcpus) {
+    throw new InvalidInputError(`invalid vCPU count ${vcpus}: host "${host.name}" has ${host.vcpus}`);
+  }
+  if (memoryMib > host.memory_mib) {
+    throw new InvalidInputError(`invalid memory ${memoryMib} MiB: host "${host.name}" has ${host.memory_mib} MiB`);
+  }
   const imageGib = Math.ceil(Number(image.virtual_size_bytes) / 2 ** 30);
   if (diskGib * 2 ** 30 < Number(image.virtual_size_bytes)) {
     throw new InvalidInputError(`invalid disk size ${diskGib} GiB: image "${image.name}" needs at least ${imageGib} GiB`);
   }
 
+  await requireFreeNames(db, name, subdomain);
   const runner = runnerForHost(context.config, context.logger, host);
   try {
-    await preflight(runner, host);
+    await preflight(runner, host, { name, diskGib });
   } catch (error) {
     await runner.close();
     throw error;
   }
 
   const server = await db.transaction().execute(async (trx) => {
-    const clash = await trx
-      .selectFrom('servers')
-      .select(['name', 'subdomain'])
-      .where('state', '<>', 'destroyed')
-      .where((eb) => eb.or([eb('name', '=', name), eb('subdomain', '=', subdomain)]))
-      .executeTakeFirst();
-    if (clash) {
-      const what = clash.name === name ? `name "${name}"` : `subdomain "${subdomain}"`;
-      throw new ConflictError(`a server with the ${what} already exists`, { hints: ['pick another, or run `vome server list`'] });
-    }
+    await requireFreeNames(trx, name, subdomain);
     const ipv4 = await pickFreeAddress(trx, host);
 
     let created: Server | undefined;
@@ -184,6 +263,12 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
       throw new ConflictError('could not find an unused MAC address after 5 tries');
     }
     await trx.insertInto('address_allocations').values({ host_id: host.id, ipv4, server_id: created.id }).execute();
+    // Recorded with the server, so that a run killed right after this commit
+    // is finished by running the same create again.
+    await trx
+      .insertInto('operations')
+      .values({ server_id: created.id, kind: 'create', state: 'running', steps: JSON.stringify(freshSteps('create')), actor: actorLabel(actor), attempts: 0 })
+      .execute();
     await appendAudit(trx, {
       actor,
       action: 'server.record',
@@ -193,6 +278,14 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
     return created;
   }).catch(async (error: unknown) => {
     await runner.close();
+    // Two creates of one name can both pass the check above; the unique
+    // index decides, and the loser gets the same error as a plain clash.
+    if ((error as { code?: string }).code === '23505') {
+      throw new ConflictError(`a server with the name "${name}" or subdomain "${subdomain}" already exists`, {
+        hints: ['pick another, or run `vome server list`'],
+        cause: error,
+      });
+    }
     throw error;
   });
 
