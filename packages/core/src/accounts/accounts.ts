@@ -86,9 +86,11 @@ export async function getAccount(db: Db, loginOrId: string): Promise<Account> {
   const account = await db
     .selectFrom('accounts')
     .selectAll()
-    .where((eb) =>
-      isUuid ? eb('id', '=', loginOrId) : eb(eb.fn('lower', ['github_login']), '=', loginOrId.toLowerCase()),
-    )
+    .where((eb) => {
+      const byLogin = eb(eb.fn('lower', ['github_login']), '=', loginOrId.toLowerCase());
+      // A login may itself look like a UUID, so both are tried.
+      return isUuid ? eb.or([eb('id', '=', loginOrId), byLogin]) : byLogin;
+    })
     .executeTakeFirst();
   if (!account) {
     throw new NotFoundError('account', loginOrId, { hints: ['run `vome account list`, or add it with `vome account add`'] });
