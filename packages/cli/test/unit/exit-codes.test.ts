@@ -31,6 +31,8 @@ describe('exitCodeFor', () => {
     ['embedded_postgres_failed', 1],
     ['embedded_postgres_unavailable', 1],
     ['image_download_failed', 3],
+    ['insufficient_disk_space', 3],
+    ['image_write_failed', 1],
     ['host_probe_failed', 4],
     ['', 1],
     ['INVALID_INPUT', 1],

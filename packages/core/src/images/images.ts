@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { ReadableStream } from 'node:stream/web';
 import type { Actor } from '../audit/actor.js';
 import { withAudit } from '../audit/audit-log.js';
 import type { Db } from '../db/connection.js';
 import type { Host, Image } from '../db/schema.js';
 import { ConflictError, InvalidInputError, NotFoundError, VomeError } from '../errors/index.js';
 import type { HostContext } from '../hosts/hosts.js';
+import type { Logger } from '../logging/logger.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
 import { type CommandRunner, shellQuote } from '../runner/command-runner.js';
-import { decompressXz, inspectImage, isXz, sha256File } from './image-file.js';
+import { MAX_IMAGE_BYTES, copyImageFile, decompressXz, formatBytes, inspectImage, isXz, requireRoomForImage, sha256File, writeStreamToFile } from './image-file.js';
 
 export interface AddImageInput {
   name: string;
@@ -21,6 +21,18 @@ export interface AddImageInput {
   /** Expected SHA-256 of the source as given (before decompression). */
   sha256?: string;
 }
+
+/** Maximum number of redirects that a download follows. */
+export const MAX_DOWNLOAD_REDIRECTS = 5;
+
+/** A download fails when no byte arrives for this long, in milliseconds. */
+export const DOWNLOAD_STALL_TIMEOUT_MS = 60_000;
+
+/**
+ * A work folder of addImage (`.incoming-*`) with no change for this long, in
+ * milliseconds, belongs to an add that died, and the next add removes it.
+ */
+export const STALE_WORK_FOLDER_MS = 60 * 60_000;
 
 function nameTaken(name: string): ConflictError {
   return new ConflictError(`image "${name}" already exists`, { hints: ['pick another name; images are never replaced under the same name'] });
@@ -40,23 +52,151 @@ export function hostImagePath(host: Pick<Host, 'data_dir'>, image: Pick<Image, '
   return `${host.data_dir}/images/${image.name}-${image.sha256.slice(0, 12)}.${image.format}`;
 }
 
-async function download(url: string, target: string): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(url, { redirect: 'follow' });
-  } catch (error) {
-    throw new VomeError('image_download_failed', `download of ${url} failed: ${(error as Error).message}`, { cause: error });
+export interface DownloadOptions {
+  /** Defaults to DOWNLOAD_STALL_TIMEOUT_MS. */
+  stallTimeoutMs?: number;
+  /** Defaults to MAX_IMAGE_BYTES. */
+  maxBytes?: number;
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Fetches a URL, following at most MAX_DOWNLOAD_REDIRECTS redirects and only to https:// URLs. */
+async function fetchOverHttps(url: string, signal: AbortSignal): Promise<Response> {
+  let current = url;
+  for (let redirects = 0; ; redirects += 1) {
+    const response = await fetch(current, { redirect: 'manual', signal });
+    if (!REDIRECT_STATUSES.has(response.status)) {
+      return response;
+    }
+    await response.body?.cancel();
+    const location = response.headers.get('location');
+    if (location === null) {
+      throw new VomeError('image_download_failed', `download of ${url} failed: ${current} returned HTTP ${response.status} without a Location header`);
+    }
+    const next = new URL(location, current);
+    if (next.protocol !== 'https:') {
+      throw new VomeError('image_download_failed', `download of ${url} failed: it redirects to ${next.href}, which is not an https:// URL`, {
+        hints: ['give the final https:// URL of the image'],
+      });
+    }
+    if (redirects === MAX_DOWNLOAD_REDIRECTS) {
+      throw new VomeError('image_download_failed', `download of ${url} failed: more than ${MAX_DOWNLOAD_REDIRECTS} redirects`);
+    }
+    current = next.href;
   }
-  if (!response.ok || !response.body) {
-    throw new VomeError('image_download_failed', `download of ${url} failed with HTTP ${response.status}`);
-  }
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(target, { mode: 0o600 }));
 }
 
 /**
- * Registers a base image: fetches or reads it, checks the SHA-256 when given,
- * decompresses xz, reads its real format, and stores a read-only copy under
- * VOME_HOME from which hosts receive it. Nothing is kept when a check fails.
+ * Downloads an https:// URL to a new file `target`. Redirects are followed
+ * only to https:// URLs. The download fails when no byte arrives for the
+ * stall timeout, and when the body exceeds the maximum size or the free
+ * space of the target's folder. The partial file is removed on every failure.
+ * Certificates are checked against Node's CA store, which NODE_EXTRA_CA_CERTS
+ * extends.
+ *
+ * @throws VomeError `image_download_failed` (or `image_write_failed`, `insufficient_disk_space`).
+ */
+export async function downloadImage(url: string, target: string, options: DownloadOptions = {}): Promise<void> {
+  const stallTimeoutMs = options.stallTimeoutMs ?? DOWNLOAD_STALL_TIMEOUT_MS;
+  const maxBytes = options.maxBytes ?? MAX_IMAGE_BYTES;
+  const tooLarge = (): VomeError =>
+    new VomeError('image_download_failed', `download of ${url} failed: the image is larger than the maximum image size of ${formatBytes(maxBytes)}`);
+
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const restartStallTimer = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      controller.abort(new VomeError('image_download_failed', `download of ${url} timed out: no data arrived for ${stallTimeoutMs / 1000} s`));
+    }, stallTimeoutMs);
+  };
+
+  try {
+    restartStallTimer();
+    const response = await fetchOverHttps(url, controller.signal);
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new VomeError('image_download_failed', `download of ${url} failed with HTTP ${response.status}`);
+    }
+    const length = response.headers.get('content-length');
+    if (length !== null && Number(length) > maxBytes) {
+      await response.body.cancel();
+      throw tooLarge();
+    }
+    if (length !== null) {
+      await requireRoomForImage(`the download of ${url}`, Number(length), dirname(target));
+    }
+    await writeStreamToFile(Readable.fromWeb(response.body as ReadableStream), target, { maxBytes, tooLarge, onData: restartStallTimer });
+  } catch (error) {
+    // writeStreamToFile has removed the partial file already.
+    if (controller.signal.aborted) {
+      throw controller.signal.reason as VomeError;
+    }
+    if (error instanceof VomeError) {
+      throw error;
+    }
+    throw new VomeError('image_download_failed', `download of ${url} failed: ${(error as Error).message}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Returns the latest modification time of a folder and of the entries in it, in ms since the epoch. */
+async function latestChangeMs(folder: string): Promise<number> {
+  let latest = (await stat(folder)).mtimeMs;
+  for (const entry of await readdir(folder)) {
+    const info = await stat(join(folder, entry)).catch(() => undefined);
+    latest = Math.max(latest, info?.mtimeMs ?? 0);
+  }
+  return latest;
+}
+
+/**
+ * Removes work folders of adds that died (killed, or the machine stopped),
+ * which can hold a multi-GiB download or decompression. A running add writes
+ * to its folder while it downloads, copies or decompresses, and its other
+ * steps take minutes (an estimate: hashing 64 GiB at 200 MB/s takes under 6
+ * minutes), so a folder unchanged for STALE_WORK_FOLDER_MS is not in use.
+ */
+async function removeStaleWorkFolders(store: string, logger: Logger): Promise<void> {
+  for (const entry of await readdir(store, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith('.incoming-')) {
+      continue;
+    }
+    const folder = join(store, entry.name);
+    try {
+      const idleMs = Date.now() - (await latestChangeMs(folder));
+      if (idleMs > STALE_WORK_FOLDER_MS) {
+        await rm(folder, { recursive: true, force: true });
+        logger.info({ folder, idleMs }, 'removed the work folder of an image add that did not finish');
+      }
+    } catch (error) {
+      // Another add may have removed the folder first.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw error;
+      }
+    }
+  }
+}
+
+/** Fetches or copies the source into `target`, so that no later step reads the operator's path. */
+async function fetchSource(source: string, target: string): Promise<void> {
+  if (/^https:\/\//i.test(source)) {
+    await downloadImage(source, target);
+  } else if (/^[a-z]+:\/\//i.test(source)) {
+    throw new InvalidInputError(`invalid image source "${source}": give a local path or an https:// URL`);
+  } else {
+    await copyImageFile(source, target);
+  }
+}
+
+/**
+ * Registers a base image: copies or downloads it into a private work folder
+ * under VOME_HOME, checks the SHA-256 when given, decompresses xz, reads its
+ * real format, and keeps a read-only copy from which hosts receive it. Every
+ * check reads the private copy, never the operator's path again. Nothing is
+ * kept when a check fails.
  */
 export async function addImage(context: HostContext, actor: Actor, input: AddImageInput): Promise<Image> {
   const name = requireDnsLabel('image name', input.name);
@@ -71,23 +211,12 @@ export async function addImage(context: HostContext, actor: Actor, input: AddIma
 
   const store = imageStoreDir(context.config.home);
   await mkdir(store, { recursive: true, mode: 0o700 });
+  await removeStaleWorkFolders(store, context.logger);
   const work = join(store, `.incoming-${randomUUID()}`);
   await mkdir(work, { mode: 0o700 });
   try {
-    let sourcePath = input.source;
-    if (/^https:\/\//i.test(input.source)) {
-      sourcePath = join(work, 'download');
-      await download(input.source, sourcePath);
-    } else if (/^[a-z]+:\/\//i.test(input.source)) {
-      throw new InvalidInputError(`invalid image source "${input.source}": give a local path or an https:// URL`);
-    } else {
-      await stat(sourcePath).catch((error: unknown) => {
-        throw new InvalidInputError(`image file ${sourcePath} not found or not readable`, {
-          hints: ['check the path, or give an https:// URL'],
-          cause: error,
-        });
-      });
-    }
+    const sourcePath = join(work, 'source');
+    await fetchSource(input.source, sourcePath);
 
     if (expected !== undefined) {
       const actual = await sha256File(sourcePath);
@@ -99,20 +228,17 @@ export async function addImage(context: HostContext, actor: Actor, input: AddIma
     }
 
     let imagePath = sourcePath;
+    let label = input.source;
     if (await isXz(sourcePath)) {
       imagePath = join(work, 'image');
-      await decompressXz(sourcePath, imagePath);
+      await decompressXz(sourcePath, imagePath, input.source);
+      await rm(sourcePath);
+      label = `${input.source} (decompressed)`;
     }
-    const info = await inspectImage(imagePath);
+    const info = await inspectImage(imagePath, label);
     const sha256 = await sha256File(imagePath);
     const size = (await stat(imagePath)).size;
-
     const finalPath = storedImagePath(context.config.home, { sha256, format: info.format });
-    if (imagePath === input.source) {
-      // The operator's own file is copied, never moved.
-      imagePath = join(work, 'image');
-      await copyFile(input.source, imagePath);
-    }
     await chmod(imagePath, 0o444);
 
     return await withAudit(context.db, async (trx) => {
@@ -158,30 +284,53 @@ export async function getImage(db: Db, name: string): Promise<Image> {
 
 /**
  * Places an image on a host, read-only, unless it is there already with the
- * right checksum. The upload goes to a temporary name and is renamed only
- * after its checksum matches, so a killed upload leaves no image that looks
- * complete.
+ * right checksum. The upload goes to a temporary name of its own and is
+ * renamed only after its checksum matches, so a killed upload leaves no image
+ * that looks complete, and two placements of one image at once do not touch
+ * each other's upload.
  */
 export async function placeImage(context: HostContext, runner: CommandRunner, host: Host, image: Image): Promise<string> {
   const target = hostImagePath(host, image);
+  // sha256sum reads standard input because, given a file name that contains
+  // a backslash, it escapes the name and puts a backslash before the hash.
   const present = await runner.run(
     `f=${shellQuote(target)}
-if [ -f "$f" ] && [ "$(stat -c %s "$f")" = ${shellQuote(image.file_size_bytes)} ]; then echo present; else echo absent; fi`,
-    { label: 'look for image', timeoutMs: 30_000 },
+if [ -f "$f" ] && [ "$(stat -c %s "$f")" = ${shellQuote(image.file_size_bytes)} ] && [ "$(sha256sum < "$f" | cut -d' ' -f1)" = ${shellQuote(image.sha256)} ]; then
+  echo present
+else
+  echo absent
+fi`,
+    { label: 'look for image', timeoutMs: 10 * 60_000 },
   );
   if (present.stdout.trim() !== 'present') {
-    const partial = `${target}.part`;
-    await runner.run(`mkdir -p ${shellQuote(`${host.data_dir}/images`)} && chmod 0755 ${shellQuote(`${host.data_dir}/images`)} && rm -f ${shellQuote(partial)}`, {
-      label: 'prepare image folder',
-      timeoutMs: 30_000,
-    });
+    const folder = `${host.data_dir}/images`;
+    const partial = `${target}.part-${randomUUID()}`;
+    // Uploads unchanged for an hour belong to placements that died.
+    await runner.run(
+      `mkdir -p ${shellQuote(folder)} && chmod 0755 ${shellQuote(folder)}
+find ${shellQuote(folder)} -maxdepth 1 -type f -name ${shellQuote(`${target.slice(folder.length + 1)}.part-*`)} -mmin +60 -delete`,
+      { label: 'prepare image folder', timeoutMs: 30_000 },
+    );
     await runner.putFile(storedImagePath(context.config.home, image), partial, { timeoutMs: 30 * 60_000 });
+    // mv -n never replaces a file, so when another placement renamed its
+    // upload first, this upload stays and is dropped if that file is right.
+    // Its exit status after skipping differs between coreutils versions, so
+    // the script tests whether the upload is still there instead.
     await runner.run(
       `f=${shellQuote(partial)}
-sum=$(sha256sum "$f" | cut -d' ' -f1)
-if [ "$sum" != ${shellQuote(image.sha256)} ]; then rm -f "$f"; echo "checksum $sum does not match" >&2; exit 3; fi
+target=${shellQuote(target)}
+expected=${shellQuote(image.sha256)}
+sum=$(sha256sum < "$f" | cut -d' ' -f1)
+if [ "$sum" != "$expected" ]; then rm -f "$f"; echo "checksum $sum of the upload does not match" >&2; exit 3; fi
 chmod 0444 "$f"
-mv -f "$f" ${shellQuote(target)}`,
+mv -n -- "$f" "$target" || true
+if [ -e "$f" ]; then
+  if [ -f "$target" ] && [ "$(sha256sum < "$target" | cut -d' ' -f1)" = "$expected" ]; then
+    rm -f "$f"
+  else
+    mv -f -- "$f" "$target"
+  fi
+fi`,
       { label: 'verify image', timeoutMs: 10 * 60_000 },
     );
   }

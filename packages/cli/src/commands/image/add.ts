@@ -5,7 +5,7 @@ import { type ImageJson, imageJson } from './list.js';
 
 export default class ImageAdd extends BaseCommand {
   static override summary = 'Register a base image (HAOS .qcow2.xz, .qcow2 or raw).';
-  static override description = `Reads a local file or downloads an https:// URL, checks --sha256 against the file as given, decompresses xz, reads the real format with qemu-img (qcow2 must pass qemu-img check; raw must have a partition table) and keeps a read-only copy under VOME_HOME. With --host it is also placed on those hosts now; otherwise each host receives it when its first server is created.`;
+  static override description = `Reads a local file (not a symlink) or downloads an https:// URL (redirects only to https, abandoned after 60 s without data), checks --sha256 against the file as given, decompresses xz, reads the real format with qemu-img (qcow2 must pass qemu-img check and have no backing or external data file; raw must have a partition table) and keeps a read-only copy under VOME_HOME. Images may be at most 64 GiB, decompressed. With --host it is also placed on those hosts now; otherwise each host receives it when its first server is created.`;
   static override examples = [
     '<%= config.bin %> image add ./haos_ova-16.3.qcow2.xz --name haos-16 --sha256 0123…',
     '<%= config.bin %> image add https://example.org/haos_ova-16.3.qcow2.xz --name haos-16 --host ha-1 --json',

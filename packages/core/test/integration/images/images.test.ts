@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,8 @@ import { loadConfig } from '../../../src/config/config.js';
 import type { Db } from '../../../src/db/connection.js';
 import { ConflictError, InvalidInputError } from '../../../src/errors/index.js';
 import type { HostContext } from '../../../src/hosts/hosts.js';
-import { addImage, getImage, hostImagePath, imageStoreDir, listImages } from '../../../src/images/images.js';
+import { MAX_IMAGE_BYTES } from '../../../src/images/image-file.js';
+import { STALE_WORK_FOLDER_MS, addImage, getImage, hostImagePath, imageStoreDir, listImages } from '../../../src/images/images.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import { ADMIN, auditCount, rejection } from '../../support/fixtures.js';
 import { ImageFiles, fileState, sha256Of } from '../../support/image-files.js';
@@ -194,8 +196,134 @@ describe.runIf(tools)('addImage', () => {
     const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
 
     expect(error).toBeInstanceOf(InvalidInputError);
-    expect(error.message).toBe(`cannot decompress ${source}: it is not a valid xz file`);
+    expect(error.message).toBe(`cannot decompress ${source}: Compressed data is corrupt`);
     await expectNothingKept(setup, source, before);
+  });
+
+  it('rejects an xz file above the maximum size and keeps nothing', async () => {
+    const setup = await setUp();
+    const source = await setup.files.xzClaimingSize(MAX_IMAGE_BYTES + 1, Buffer.alloc(2 ** 20, 1), 'bomb.qcow2.xz');
+    const before = await fileState(source);
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toBe(
+      `the decompressed image of ${source} is too large: 64.0 GiB (68719476737 bytes), above the maximum image size of 64.0 GiB (68719476736 bytes)`,
+    );
+    await expectNothingKept(setup, source, before);
+  });
+
+  it('rejects an xz file larger than its index and keeps nothing', async () => {
+    const setup = await setUp();
+    const source = await setup.files.xzClaimingSize(2 ** 20, Buffer.alloc(8 * 2 ** 20, 1), 'under-claimed.qcow2.xz');
+    const before = await fileState(source);
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error.message).toBe(`cannot decompress ${source}: the decompressed data exceeds the 1048576 bytes recorded in its xz index`);
+    await expectNothingKept(setup, source, before);
+  });
+
+  it('rejects a qcow2 with a data file and keeps nothing', async () => {
+    const setup = await setUp();
+    // A stand-in for a host file such as /etc/shadow.
+    const secret = join(setup.files.folder, 'shadow');
+    await writeFile(secret, 'root:secret-hash:20000::::::\n', { mode: 0o600 });
+    const secretBefore = await fileState(secret);
+    const source = await setup.files.qcow2AmendedDataFile(secret);
+    const before = await fileState(source);
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toBe(`${source} has an external data file (${secret}); a base image must be self-contained`);
+    await expectNothingKept(setup, source, before);
+    expect(await fileState(secret)).toEqual(secretBefore);
+  });
+
+  it('names an xz image by its source in messages', async () => {
+    const setup = await setUp();
+    const source = await setup.files.xz(await setup.files.qcow2WithDataFile('data-file.raw', 'data-file.qcow2'));
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error.message).toBe(
+      `${source} (decompressed) has an external data file (${join(setup.files.folder, 'data-file.raw')}); a base image must be self-contained`,
+    );
+  });
+
+  it('rejects a symbolic link and keeps nothing', async () => {
+    const setup = await setUp();
+    const target = await setup.files.qcow2();
+    const source = join(setup.files.folder, 'link.qcow2');
+    await symlink(target, source);
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toBe(`image file ${source} is a symbolic link, which vome does not follow`);
+    expect((error as InvalidInputError).hints).toEqual([`give the path of the file itself, which readlink -f ${source} prints`]);
+    await expectNothingKept(setup, '', undefined);
+  });
+
+  it.each([
+    ['a folder', async (path: string) => mkdir(path)],
+    ['a FIFO', async (path: string) => execFileSync('mkfifo', [path])],
+  ])('rejects %s and keeps nothing', async (_case, make) => {
+    const setup = await setUp();
+    const source = join(setup.files.folder, 'special');
+    await make(source);
+
+    const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toBe(`image file ${source} is not a regular file`);
+    await expectNothingKept(setup, '', undefined);
+  });
+
+  it('reads a "json:" source as a file', async () => {
+    // Given a bare "json:{…}", qemu-img reads options instead of a file:
+    // here they would open a clean qcow2 in place of the named file, which
+    // has a backing file.
+    const setup = await setUp();
+    await setup.files.qcow2('clean.qcow2');
+    const base = await setup.files.qcow2('json-base.qcow2');
+    const source = 'json:{"driver":"qcow2","file":{"driver":"file","filename":"clean.qcow2"}}';
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, join(setup.files.folder, source)]);
+    const cwd = process.cwd();
+    process.chdir(setup.files.folder);
+    try {
+      const error = await rejection(addImage(setup.context, ADMIN, { name: 'haos', source }));
+
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect(error.message).toBe(`${source} has a backing file (${base}); a base image must be self-contained`);
+      await expectNothingKept(setup, '', undefined);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('removes work folders idle for an hour', async () => {
+    const setup = await setUp();
+    const store = imageStoreDir(setup.home);
+    const idle = new Date(Date.now() - STALE_WORK_FOLDER_MS - 60_000);
+    const folders = { stale: join(store, '.incoming-stale'), recent: join(store, '.incoming-recent'), busy: join(store, '.incoming-busy') };
+    for (const folder of Object.values(folders)) {
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, 'download'), 'partial');
+    }
+    // An old folder with a file written just now belongs to an add that runs.
+    await utimes(folders.stale, idle, idle);
+    await utimes(join(folders.stale, 'download'), idle, idle);
+    await utimes(folders.busy, idle, idle);
+    const other = join(store, 'not-a-work-folder');
+    await mkdir(other);
+    await utimes(other, idle, idle);
+
+    const image = await addImage(setup.context, ADMIN, { name: 'haos', source: await setup.files.qcow2() });
+
+    expect(await storeContents(setup.home)).toEqual(['.incoming-busy', '.incoming-recent', `${image.sha256}.qcow2`, 'not-a-work-folder'].sort());
   });
 
   it('rejects an xz file holding random bytes and keeps nothing', async () => {
