@@ -62,7 +62,7 @@ export abstract class BaseCommand extends Command {
     return { db: await this.db(), config: await this.config_(), logger: await this.logger() };
   }
 
-  /** The admin running this command, as recorded in audit events. */
+  /** Returns the admin running this command, as recorded in audit events. */
   protected adminActor(): Actor {
     const login = process.env.SUDO_USER || process.env.USER || process.env.LOGNAME || `uid-${process.getuid?.() ?? 'unknown'}`;
     return { kind: 'admin', id: login };

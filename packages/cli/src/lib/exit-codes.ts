@@ -12,7 +12,7 @@ export const EXIT = {
   invalidInput: 3,
   /** A host is unreachable, rejected the key, has another host key, or a host command failed. */
   host: 4,
-  /** Another operation holds the server. */
+  /** Another operation has the server's lock. */
   busy: 5,
   /** A check found a problem: a broken audit chain, or `host check` found something missing. */
   checkFailed: 6,

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { VomeError } from '../errors/index.js';
 import { shellQuote } from '../runner/command-runner.js';
 
-/** Where the embedded PostgreSQL keeps its files under VOME_HOME. */
+/** Paths of the embedded PostgreSQL's files under VOME_HOME. */
 export interface EmbeddedPostgresPaths {
   root: string;
   dataDir: string;
@@ -268,8 +268,8 @@ export class EmbeddedPostgres {
 
   private async ensureDatabase(password: string): Promise<void> {
     const { default: pg } = await import('pg');
-    // A server that another command is starting refuses connections, or
-    // answers "starting up" (57P03), for a moment.
+    // A server that another command is starting rejects connections, or
+    // returns "starting up" (57P03), for a moment.
     let client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, password, database: 'postgres' });
     for (let attempt = 1; ; attempt += 1) {
       try {

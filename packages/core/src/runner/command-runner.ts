@@ -1,4 +1,4 @@
-/** What a host script printed and how it ended. */
+/** Output and exit code of a host script. */
 export interface CommandResult {
   stdout: string;
   stderr: string;

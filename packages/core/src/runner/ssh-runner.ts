@@ -236,7 +236,7 @@ async function readPrivateKey(path: string): Promise<Buffer> {
   }
   const first = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!first || first.isPrivateKey() !== true) {
-    throw unreadable('it holds no private key');
+    throw unreadable('it contains no private key');
   }
   return key;
 }

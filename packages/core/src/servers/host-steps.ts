@@ -4,13 +4,13 @@ import { renderDomainXml, serverDir } from './domain-xml.js';
 
 // Every script below is idempotent: run again after a kill at any line, it
 // finishes the work or finds it done. Each is one round trip. Domains are
-// addressed by UUID (the server id), never by name, so a step can only act on
-// this server's own domain: not on a namesake that another control plane or
-// an administrator defined, nor on a later server that reuses the name.
+// addressed by UUID (the server id), never by name. So a step acts only on
+// this server's own domain, never on a namesake that another control plane
+// or an administrator defined, nor on a later server that reuses the name.
 
 const VIRSH = 'virsh -q -c qemu:///system';
 
-/** The DHCP reservation file of a server, read by dnsmasq --dhcp-hostsdir. */
+/** Returns the path of a server's DHCP reservation file, read by dnsmasq --dhcp-hostsdir. */
 export function reservationPath(host: Pick<Host, 'data_dir'>, server: Pick<Server, 'id'>): string {
   return `${host.data_dir}/dhcp-hosts/${server.id}.conf`;
 }

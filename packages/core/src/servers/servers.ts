@@ -87,10 +87,10 @@ function operate(
 }
 
 /**
- * Checks, in one round trip, before anything is recorded for a new server:
- * that the host presents its pinned key, that libvirt runs, that no domain
- * already has the server's libvirt name, and that the disk fits in the free
- * space of the host's data folder.
+ * Checks a host in one round trip before anything is recorded for a new
+ * server. The host must present its pinned key and libvirt must run. No
+ * domain may have the server's libvirt name, and the disk must fit in the
+ * free space of the host's data folder.
  */
 async function preflight(runner: CommandRunner, host: Host, server: { name: string; diskGib: number }): Promise<void> {
   const domain = `vome-${server.name}`;
@@ -149,7 +149,7 @@ async function requireFreeNames(db: Db | Transaction<Database>, name: string, su
 }
 
 /**
- * Checks that a repeated create asks for what the interrupted one recorded,
+ * Checks that a repeated create requests what the interrupted one recorded,
  * so that finishing it cannot give a server to another owner or another size
  * than the operator now expects.
  *
@@ -278,8 +278,8 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
     return created;
   }).catch(async (error: unknown) => {
     await runner.close();
-    // Two creates of one name can both pass the check above; the unique
-    // index decides, and the loser gets the same error as a plain clash.
+    // Two creates of one name can both pass the check above. The unique
+    // index decides, so the loser gets the same error as a plain clash.
     if ((error as { code?: string }).code === '23505') {
       throw new ConflictError(`a server with the name "${name}" or subdomain "${subdomain}" already exists`, {
         hints: ['pick another, or run `vome server list`'],

@@ -12,7 +12,7 @@ export interface HostCheckJson {
 
 export default class HostAdd extends BaseCommand {
   static override summary = 'Enrol a host: pin its SSH key, check its tools, record it.';
-  static override description = `Connects over SSH with the pinned host key, then checks in one round trip that libvirt answers, qemu-img and OVMF are installed, the bridge has an address, and dnsmasq serves DHCP reservations from <data-dir>/dhcp-hosts. It tries KVM with a short QEMU run and records "kvm" or "qemu" as the host's virtualisation type.
+  static override description = `Connects over SSH with the pinned host key, then checks in one round trip that libvirt responds, qemu-img and OVMF are installed, the bridge has an address, and dnsmasq serves DHCP reservations from <data-dir>/dhcp-hosts. It tries KVM with a short QEMU run and records "kvm" or "qemu" as the host's virtualisation type.
 
 Without --host-key, the key the host presents is shown with its fingerprint and must be confirmed on a terminal; scripts pass --host-key.`;
   static override examples = [
