@@ -20,4 +20,12 @@ else
   log "not root: the end-to-end tests, which need a network namespace and libvirt, will be skipped"
 fi
 
-pnpm exec vitest run "$@"
+report=$(mktemp)
+status=0
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One plain closing line that any CI reader understands.
+if [ -s "$report" ]; then
+  node -e 'const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$report"
+fi
+rm -f "$report"
+exit "$status"
