@@ -179,7 +179,17 @@ describe.skipIf(!host)('bad input is rejected and creates nothing', () => {
       const logAfter = (await readFile(sshLog, 'utf8')).slice(logBefore);
       expect(logAfter).not.toMatch(/Accepted publickey/);
 
-      await db.updateTable('hosts').set({ host_key: pinned.host_key }).where('name', '=', 'bad-host').execute();
+      // Pinning the changed key fails too: the host does not present it.
+      const wrong = await setup.cli.run(['host', 'set-key', 'bad-host', '--host-key', changed.line, '--json']);
+      expect(wrong.exitCode).toBe(4);
+      expect(errorOf(wrong.stderr).code).toBe('host_key_mismatch');
+      expect(errorOf(wrong.stderr).hints[0]).toBe('if the host was reinstalled, check the new key on its console and pin it with `vome host set-key bad-host --host-key "…"`');
+
+      // Pinning the key the host really presents restores access.
+      const repinned = await setup.cli.json<{ hostKeySha256: string }>(['host', 'set-key', 'bad-host', '--host-key', pinned.host_key ?? '']);
+      expect(repinned.hostKeySha256).toBe(await fingerprintOf(setup.host.hostKey));
+      const audit = await setup.cli.json<{ events: Array<{ action: string; details: { previous: string; pinned: string } }> }>(['audit', 'list', '--action', 'host.set-key']);
+      expect(audit.events[0]?.details).toEqual({ name: 'bad-host', previous: changed.fingerprint, pinned: repinned.hostKeySha256 });
     } finally {
       await db.destroy();
     }

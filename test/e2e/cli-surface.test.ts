@@ -23,7 +23,7 @@ describe('every command', () => {
   });
 
   it('covers every topic', () => {
-    expect(commandIds).toHaveLength(25);
+    expect(commandIds).toHaveLength(26);
   });
 
   it.each(commandIds)('%s has --help with examples and --json', async (id) => {

@@ -28,7 +28,7 @@ export class HostKeyMismatchError extends VomeError {
       `host key of "${host}" does not match the pinned key: expected ${expected}, received ${received}`,
       {
         hints: [
-          'if the host was reinstalled, check the new key on its console and run `vome host add` again with --host-key',
+          `if the host was reinstalled, check the new key on its console and pin it with \`vome host set-key ${host} --host-key "…"\``,
           'otherwise treat this as an attack: do not connect',
         ],
         fields: { host, expected, received },

@@ -193,6 +193,42 @@ export async function checkHost(context: HostContext, name: string): Promise<Hos
 }
 
 /**
+ * Pins a new SSH host key for a recorded host, for example after the host was
+ * reinstalled. The host must present exactly that key: vome connects with it
+ * and runs a no-op before recording it.
+ *
+ * @throws HostKeyMismatchError when the host presents another key.
+ */
+export async function setHostKey(context: HostContext, actor: Actor, name: string, hostKey: string): Promise<Host> {
+  const host = await getHost(context.db, name);
+  if (host.transport !== 'ssh') {
+    throw new InvalidInputError(`host "${name}" is local and has no SSH key to pin`);
+  }
+  const key = parseHostKey(hostKey);
+  const line = hostKey.trim().split(/\s+/).slice(0, 2).join(' ');
+  const runner = runnerForHost(context.config, context.logger, { ...host, host_key: line });
+  try {
+    await runner.run('true', { label: 'check new host key', timeoutMs: 30_000 });
+  } finally {
+    await runner.close();
+  }
+
+  const newFingerprint = fingerprint(key.blob);
+  return withAudit(context.db, async (trx) => {
+    const updated = await trx
+      .updateTable('hosts')
+      .set({ host_key: line, host_key_sha256: newFingerprint })
+      .where('id', '=', host.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return {
+      result: updated,
+      audit: { actor, action: 'host.set-key', target: { kind: 'host', id: host.id }, details: { name, previous: host.host_key ? fingerprint(parseHostKey(host.host_key).blob) : null, pinned: newFingerprint } },
+    };
+  });
+}
+
+/**
  * Removes a host: it is no longer listed or used, and its name is free
  * again. The record stays for the destroyed servers that ran on it. Files on
  * the host are left alone. A host that still carries servers is kept.
