@@ -25,9 +25,12 @@ export async function resolveDatabaseUrl(config: VomeConfig): Promise<string> {
 
 /** Opens a pooled Kysely connection to a PostgreSQL URL. */
 export function connect(url: string): Db {
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }),
-  });
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle connection that the server ends (restart, shutdown) emits an
+  // error on the pool, and an unhandled one would end the process. The pool
+  // drops that connection, and the next query opens a new one or raises.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** Opens vome's database, starting the embedded server and migrating as needed. */
