@@ -1,27 +1,18 @@
 import { type Actor, actorLabel } from '../audit/actor.js';
 import { appendAudit } from '../audit/audit-log.js';
 import type { Db } from '../db/connection.js';
-import type { Database, Host, OperationKind, Server } from '../db/schema.js';
-import type { Transaction } from 'kysely';
-import { ConflictError, HostNotReadyError, InvalidInputError, NotFoundError } from '../errors/index.js';
-import { type CommandRunner, shellQuote } from '../runner/command-runner.js';
+import type { Host, OperationKind, Server } from '../db/schema.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors/index.js';
+import type { CommandRunner } from '../runner/command-runner.js';
 import { getAccount } from '../accounts/accounts.js';
 import { runnerForHost } from '../hosts/host-connection.js';
 import { getHost, type HostContext } from '../hosts/hosts.js';
-import { getImage, placeImage } from '../images/images.js';
+import { getImage } from '../images/images.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
-import { freshSteps, type OperationResult, runOperation, type RunOperationOptions, type StepHandler } from '../operations/run-operation.js';
+import { freshSteps, type OperationResult, runOperation, type RunOperationOptions } from '../operations/run-operation.js';
 import { pickFreeAddress, randomMac } from './address-allocation.js';
-import {
-  createDisk,
-  defineDomain,
-  removeReservation,
-  removeServerFiles,
-  startDomain,
-  stopDomain,
-  undefineDomain,
-  writeReservation,
-} from './host-steps.js';
+import { preflight, requireFreeNames, requireSameRequest } from './create-checks.js';
+import { STEP_HANDLERS } from './step-handlers.js';
 
 export interface CreateServerInput {
   name: string;
@@ -48,32 +39,6 @@ function requireWhole(field: string, value: number, min: number, max: number, un
   return value;
 }
 
-const STEP_HANDLERS: Record<string, StepHandler> = {
-  'place-image': async (step) => {
-    await placeImage(step, step.runner, step.host, step.image);
-  },
-  'create-disk': async (step) => {
-    const placement = await step.db
-      .selectFrom('image_placements')
-      .select('path')
-      .where('image_id', '=', step.image.id)
-      .where('host_id', '=', step.host.id)
-      .executeTakeFirstOrThrow();
-    await createDisk(step.runner, step.host, step.server, step.image, placement.path);
-  },
-  'reserve-address': (step) => writeReservation(step.runner, step.host, step.server),
-  'define-domain': (step) => defineDomain(step.runner, step.host, step.server, step.image),
-  'start-domain': (step) => startDomain(step.runner, step.server),
-  'stop-domain': (step) => stopDomain(step.runner, step.server, step.config.shutdownGraceSeconds),
-  'force-stop-domain': (step) => stopDomain(step.runner, step.server, 0),
-  'undefine-domain': (step) => undefineDomain(step.runner, step.server),
-  'remove-disk': (step) => removeServerFiles(step.runner, step.host, step.server),
-  'remove-reservation': (step) => removeReservation(step.runner, step.host, step.server),
-  'release-address': async (step) => {
-    await step.db.deleteFrom('address_allocations').where('server_id', '=', step.server.id).execute();
-  },
-};
-
 function operate(
   context: HostContext,
   actor: Actor,
@@ -84,99 +49,6 @@ function operate(
 ): Promise<OperationResult> {
   const open = (host: Host) => runner ?? runnerForHost(context.config, context.logger, host);
   return runOperation(context, actor, server.id, kind, STEP_HANDLERS, open, options);
-}
-
-/**
- * Checks a host in one round trip before anything is recorded for a new
- * server. The host must present its pinned key and libvirt must run. No
- * domain may have the server's libvirt name, and the disk must fit in the
- * free space of the host's data folder.
- */
-async function preflight(runner: CommandRunner, host: Host, server: { name: string; diskGib: number }): Promise<void> {
-  const domain = `vome-${server.name}`;
-  const result = await runner.run(
-    `if ! out=$(virsh -q -c qemu:///system version --daemon 2>&1); then printf 'libvirt_error=%s\\n' "$(printf '%s' "$out" | tail -n1)"; exit 0; fi
-if uuid=$(virsh -q -c qemu:///system domuuid ${shellQuote(domain)} 2>/dev/null); then echo "domain_uuid=$uuid"; fi
-echo "disk_free=$(df -B1 --output=avail ${shellQuote(host.data_dir)} | tail -n1 | tr -d ' ')"`,
-    { label: 'check host', timeoutMs: 30_000 },
-  );
-  const facts = new Map(
-    result.stdout
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()] as const),
-  );
-
-  const libvirtError = facts.get('libvirt_error');
-  if (libvirtError !== undefined) {
-    throw new HostNotReadyError(`libvirt on host "${host.name}" is not reachable: ${libvirtError}`, {
-      hints: [`start libvirtd on the host, then run \`vome host check ${host.name}\``],
-      fields: { host: host.name },
-    });
-  }
-  const existing = facts.get('domain_uuid');
-  if (existing) {
-    throw new ConflictError(`host "${host.name}" already has a libvirt domain named "${domain}" (uuid ${existing}) that is not a server of this vome`, {
-      hints: ['pick another server name, or remove that domain on the host if it is an orphan'],
-      fields: { host: host.name, server: server.name },
-    });
-  }
-  const free = Number(facts.get('disk_free'));
-  if (Number.isFinite(free) && server.diskGib * 2 ** 30 > free) {
-    throw new InvalidInputError(
-      `invalid disk size ${server.diskGib} GiB: host "${host.name}" has ${(free / 2 ** 30).toFixed(1)} GiB free in ${host.data_dir}`,
-      { hints: ['choose a smaller --disk, or another host'] },
-    );
-  }
-}
-
-/**
- * Checks that no live server has this name or subdomain.
- *
- * @throws ConflictError naming the one that is taken.
- */
-async function requireFreeNames(db: Db | Transaction<Database>, name: string, subdomain: string): Promise<void> {
-  const clash = await db
-    .selectFrom('servers')
-    .select(['name', 'subdomain'])
-    .where('state', '<>', 'destroyed')
-    .where((eb) => eb.or([eb('name', '=', name), eb('subdomain', '=', subdomain)]))
-    .executeTakeFirst();
-  if (clash) {
-    const what = clash.name === name ? `name "${name}"` : `subdomain "${subdomain}"`;
-    throw new ConflictError(`a server with the ${what} already exists`, { hints: ['pick another, or run `vome server list`'] });
-  }
-}
-
-/**
- * Checks that a repeated create requests what the interrupted one recorded,
- * so that finishing it cannot give a server to another owner or another size
- * than the operator now expects.
- *
- * @throws ConflictError listing every difference.
- */
-async function requireSameRequest(db: Db, recorded: Server, input: CreateServerInput): Promise<void> {
-  const view = await getServerById(db, recorded.id);
-  const account = await getAccount(db, input.account).catch(() => undefined);
-  const checks: Array<{ field: string; requested: string | number; recorded: string | number; same?: boolean }> = [
-    { field: 'account', requested: input.account, recorded: view.account_login, same: account?.id === recorded.account_id },
-    { field: 'host', requested: input.host, recorded: view.host_name },
-    { field: 'image', requested: input.image, recorded: view.image_name },
-    { field: 'subdomain', requested: input.subdomain ?? input.name, recorded: recorded.subdomain },
-    { field: 'vCPUs', requested: input.vcpus ?? DEFAULT_SIZE.vcpus, recorded: recorded.vcpus },
-    { field: 'memory (MiB)', requested: input.memoryMib ?? DEFAULT_SIZE.memoryMib, recorded: recorded.memory_mib },
-    { field: 'disk (GiB)', requested: input.diskGib ?? DEFAULT_SIZE.diskGib, recorded: recorded.disk_gib },
-    { field: 'Home Assistant port', requested: input.haPort ?? 8123, recorded: recorded.ha_port },
-  ];
-  const differences = checks
-    .filter((check) => !(check.same ?? String(check.requested) === String(check.recorded)))
-    .map((check) => `${check.field} ${check.requested} (recorded: ${check.recorded})`);
-  if (differences.length > 0) {
-    throw new ConflictError(`server "${recorded.name}" has an unfinished create with other settings: ${differences.join(', ')}`, {
-      hints: [`run the create again with the recorded settings to finish it, or \`vome server destroy ${recorded.name}\` to drop it`],
-      fields: { server: recorded.name },
-    });
-  }
 }
 
 /**
