@@ -12,7 +12,7 @@ export interface E2eSetup {
   image: string;
 }
 
-/** The appliance image built by scripts/appliance/build.sh. */
+/** Returns the path of the appliance image that scripts/appliance/build.sh builds. */
 export function appliancePath(): string {
   return process.env.VOME_TEST_APPLIANCE ?? join(process.env.VOME_CACHE ?? join(homedir(), '.cache', 'vome'), 'appliance', 'vome-appliance.qcow2');
 }

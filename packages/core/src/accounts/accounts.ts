@@ -6,8 +6,8 @@ import type { Db } from '../db/connection.js';
 import type { Account } from '../db/schema.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors/index.js';
 
-// Control characters and bidirectional overrides: in a terminal or a page they
-// can rewrite what an operator sees.
+// Control characters and bidirectional overrides can rewrite what a terminal
+// or a page shows an operator.
 const UNPRINTABLE = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
 
 // GitHub logins: up to 39 characters, alphanumerics and single inner hyphens.

@@ -1,6 +1,6 @@
 import { VomeError, type VomeErrorOptions } from './vome-error.js';
 
-/** The host did not answer: no route, refused, or the connect timed out. */
+/** The host is unreachable: no route, connection refused, or the connect timed out. */
 export class HostUnreachableError extends VomeError {
   constructor(message: string, options: VomeErrorOptions = {}) {
     super('host_unreachable', message, options);

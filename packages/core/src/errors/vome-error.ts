@@ -74,7 +74,7 @@ export class ConfigError extends VomeError {
   }
 }
 
-/** Another operation holds the server. */
+/** Another operation has the server's lock. */
 export class ServerBusyError extends VomeError {
   constructor(message: string, options: VomeErrorOptions = {}) {
     super('server_busy', message, options);

@@ -3,7 +3,7 @@ import { VomeError } from '../errors/index.js';
 import type { CommandRunner } from '../runner/command-runner.js';
 import { shellQuote } from '../runner/command-runner.js';
 
-/** What vome needs to know about a host, read in one round trip. */
+/** Facts about a host that vome needs, read in one round trip. */
 export interface HostFacts {
   libvirt: { ok: boolean; version: string | null; error: string | null };
   qemuImg: string | null;

@@ -54,7 +54,7 @@ function errorText(error: unknown): string {
  * same operation again: steps recorded as done are skipped, and the others
  * are idempotent, so they run again.
  *
- * @throws ServerBusyError when another operation holds the server and `wait` is off,
+ * @throws ServerBusyError when another operation has the server's lock and `wait` is off,
  *   or when an unfinished operation of another kind must be finished first.
  */
 export async function runOperation(

@@ -1,11 +1,11 @@
 import type { Host, Image, Server } from '../db/schema.js';
 
-/** The libvirt domain name of a server. */
+/** Returns the libvirt domain name of a server. */
 export function domainName(server: Pick<Server, 'name'>): string {
   return `vome-${server.name}`;
 }
 
-/** The folder on the host holding a server's overlay disk, NVRAM and domain XML. */
+/** Returns the folder on the host with a server's overlay disk, NVRAM and domain XML. */
 export function serverDir(host: Pick<Host, 'data_dir'>, server: Pick<Server, 'id'>): string {
   return `${host.data_dir}/servers/${server.id}`;
 }
@@ -26,8 +26,8 @@ function escapeXml(value: string | number): string {
 export function renderDomainXml(server: Server, host: Host, image: Pick<Image, 'format'>): string {
   const dir = serverDir(host, server);
   const x = escapeXml;
-  // Under KVM the guest sees the host CPU; under TCG QEMU's default model
-  // is used, since host-passthrough needs KVM.
+  // Under KVM the guest gets the host CPU. Under TCG QEMU's default model
+  // is used, because host-passthrough needs KVM.
   const cpu = host.virt_type === 'kvm' ? "  <cpu mode='host-passthrough' check='none' migratable='on'/>\n" : '';
   return `<domain type='${x(host.virt_type)}'>
   <name>${x(domainName(server))}</name>
