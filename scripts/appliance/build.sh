@@ -442,7 +442,9 @@ main() {
 
   local script_path cache_dir output stamp script_hash
   script_path=$(readlink -f "${BASH_SOURCE[0]}")
-  cache_dir=${VOME_CACHE:-$HOME/.cache/vome}/appliance
+  # CI may run without HOME; the passwd entry names the same folder.
+  local home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+  cache_dir=${VOME_CACHE:-$home/.cache/vome}/appliance
   output=$(realpath -m "${1:-$cache_dir/vome-appliance.qcow2}")
   stamp=$output.stamp
   script_hash=$(sha256sum "$script_path" | cut -d' ' -f1)
