@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { VomeError } from '../errors/index.js';
-import type { CommandRunner } from '../runner/command-runner.js';
-import { shellQuote } from '../runner/command-runner.js';
+import { type CommandRunner, parseKeyValueLines, shellQuote } from '../runner/command-runner.js';
 
 /** Facts about a host that vome needs, read in one round trip. */
 export interface HostFacts {
@@ -87,14 +86,7 @@ const factsSchema = z.object({
 
 /** Parses the probe's `key=value` lines; unknown keys are ignored. */
 export function parseHostFacts(output: string, bridge: string, dataDir: string): HostFacts {
-  const pairs: Record<string, string> = {};
-  for (const line of output.split('\n')) {
-    const index = line.indexOf('=');
-    if (index > 0) {
-      pairs[line.slice(0, index)] = line.slice(index + 1).trim();
-    }
-  }
-  const parsed = factsSchema.safeParse(pairs);
+  const parsed = factsSchema.safeParse(parseKeyValueLines(output));
   if (!parsed.success) {
     const missing = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
     throw new VomeError('host_probe_failed', `the host probe printed unexpected output (fields: ${missing})`, {

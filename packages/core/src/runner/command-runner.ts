@@ -47,6 +47,21 @@ export function shellQuote(value: string | number): string {
 }
 
 /**
+ * Parses the `key=value` lines a host script prints. Other lines are
+ * ignored, and a later key replaces an earlier one.
+ */
+export function parseKeyValueLines(output: string): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const line of output.split('\n')) {
+    const index = line.indexOf('=');
+    if (index > 0) {
+      pairs[line.slice(0, index)] = line.slice(index + 1).trim();
+    }
+  }
+  return pairs;
+}
+
+/**
  * Prefix of every script: fail on the first error, on unset names and in
  * pipes, and create files private unless a script sets a mode.
  */

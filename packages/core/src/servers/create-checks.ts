@@ -3,7 +3,7 @@ import { getAccount } from '../accounts/accounts.js';
 import type { Db } from '../db/connection.js';
 import type { Database, Host, Server } from '../db/schema.js';
 import { ConflictError, HostNotReadyError, InvalidInputError } from '../errors/index.js';
-import { type CommandRunner, shellQuote } from '../runner/command-runner.js';
+import { type CommandRunner, parseKeyValueLines, shellQuote } from '../runner/command-runner.js';
 import { type CreateServerInput, DEFAULT_SIZE, getServerById } from './servers.js';
 
 /**
@@ -20,28 +20,23 @@ if uuid=$(virsh -q -c qemu:///system domuuid ${shellQuote(domain)} 2>/dev/null);
 echo "disk_free=$(df -B1 --output=avail ${shellQuote(host.data_dir)} | tail -n1 | tr -d ' ')"`,
     { label: 'check host', timeoutMs: 30_000 },
   );
-  const facts = new Map(
-    result.stdout
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()] as const),
-  );
+  const facts = parseKeyValueLines(result.stdout);
 
-  const libvirtError = facts.get('libvirt_error');
+  const libvirtError = facts.libvirt_error;
   if (libvirtError !== undefined) {
     throw new HostNotReadyError(`libvirt on host "${host.name}" is not reachable: ${libvirtError}`, {
       hints: [`start libvirtd on the host, then run \`vome host check ${host.name}\``],
       fields: { host: host.name },
     });
   }
-  const existing = facts.get('domain_uuid');
+  const existing = facts.domain_uuid;
   if (existing) {
     throw new ConflictError(`host "${host.name}" already has a libvirt domain named "${domain}" (uuid ${existing}) that is not a server of this vome`, {
       hints: ['pick another server name, or remove that domain on the host if it is an orphan'],
       fields: { host: host.name, server: server.name },
     });
   }
-  const free = Number(facts.get('disk_free'));
+  const free = Number(facts.disk_free);
   if (Number.isFinite(free) && server.diskGib * 2 ** 30 > free) {
     throw new InvalidInputError(
       `invalid disk size ${server.diskGib} GiB: host "${host.name}" has ${(free / 2 ** 30).toFixed(1)} GiB free in ${host.data_dir}`,

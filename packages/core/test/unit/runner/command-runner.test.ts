@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { shellQuote } from '../../../src/runner/command-runner.js';
+import { parseKeyValueLines, shellQuote } from '../../../src/runner/command-runner.js';
 import { hasCommand, requirement } from '../../support/requirements.js';
 
 const hasBash = requirement(hasCommand('bash'), 'bash is not installed');
@@ -47,5 +47,19 @@ describe('shellQuote', () => {
       }),
       { numRuns: 10 },
     );
+  });
+});
+
+describe('parseKeyValueLines', () => {
+  it('splits each line at its first =', () => {
+    expect(parseKeyValueLines('a=1\nerror=x=y\n')).toEqual({ a: '1', error: 'x=y' });
+  });
+
+  it('ignores lines without a key', () => {
+    expect(parseKeyValueLines('header\n=orphan\n\nb= 2 ')).toEqual({ b: '2' });
+  });
+
+  it('keeps the later of two equal keys', () => {
+    expect(parseKeyValueLines('a=1\na=2')).toEqual({ a: '2' });
   });
 });
