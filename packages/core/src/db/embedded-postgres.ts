@@ -58,11 +58,22 @@ interface RunAs {
   gid: number;
 }
 
+let serverUserLookup: Promise<RunAs | undefined> | undefined;
+
 /**
- * PostgreSQL refuses to run as root, so as root the server runs as the
- * `postgres` system user, which is created when missing.
+ * Returns the user the server runs as. PostgreSQL refuses to run as root, so
+ * as root it runs as the `postgres` system user, created when missing. The
+ * lookup runs once per process: every command checks the server's status.
  */
-async function serverUser(): Promise<RunAs | undefined> {
+function serverUser(): Promise<RunAs | undefined> {
+  serverUserLookup ??= findOrCreateServerUser().catch((error: unknown) => {
+    serverUserLookup = undefined;
+    throw error;
+  });
+  return serverUserLookup;
+}
+
+async function findOrCreateServerUser(): Promise<RunAs | undefined> {
   if (process.getuid?.() !== 0) {
     return undefined;
   }
