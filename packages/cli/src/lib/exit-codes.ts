@@ -22,8 +22,7 @@ export const EXIT = {
 
 const BY_CODE: Array<[RegExp, number]> = [
   [/^(invalid_input|conflict|address_range_full|image_download_failed|insufficient_disk_space|.*_not_found)$/, EXIT.invalidInput],
-  [/^host_(unreachable|auth_rejected|key_mismatch|command_failed|command_timed_out|upload_failed)$/, EXIT.host],
-  [/^host_(not_ready|probe_failed)$/, EXIT.host],
+  [/^host_(unreachable|auth_rejected|key_mismatch|command_failed|command_timed_out|upload_failed|not_ready|probe_failed)$/, EXIT.host],
   [/^server_busy$/, EXIT.busy],
   [/^audit_chain_broken$/, EXIT.checkFailed],
   [/^(invalid_config|ssh_key_unreadable)$/, EXIT.config],

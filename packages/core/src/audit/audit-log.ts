@@ -98,7 +98,8 @@ export async function appendAudit(trx: Transaction<Database> | Db, entry: AuditE
  * transaction, so that no change lands without its event.
  */
 export async function withAudit<T>(db: Db, work: (trx: Transaction<Database>) => Promise<{ result: T; audit: AuditEntry }>): Promise<T> {
-  // Only the lock ordering matters here: the audit lock is taken last.
+  // appendAudit takes the audit lock after the change has run, so the lock
+  // that serialises every event is held only for the insert and the commit.
   return db.transaction().execute(async (trx) => {
     const { result, audit } = await work(trx);
     await appendAudit(trx, audit);
