@@ -1,10 +1,12 @@
 import { type Kysely, type Migration, type MigrationResultSet, Migrator } from 'kysely';
 import * as initialSchema from './migrations/2026-12-04-0001-initial-schema.js';
+import * as hostNetwork from './migrations/2026-12-04-0002-host-network.js';
 import type { Database } from './schema.js';
 
 /** Every migration, by name; names sort in the order they apply. */
 const migrations: Record<string, Migration> = {
   '2026-12-04-0001-initial-schema': initialSchema,
+  '2026-12-04-0002-host-network': hostNetwork,
 };
 
 function migrator(db: Kysely<Database>): Migrator {

@@ -39,6 +39,18 @@ export interface HostsTable {
   ovmf_vars: string;
   vcpus: number;
   memory_mib: number;
+  /** The interface that leads to the internet; empty until set. */
+  uplink: Generated<string>;
+  /** Servers answer at https://<subdomain>.<ha_domain>; empty until set. */
+  ha_domain: Generated<string>;
+  tls_certificate_path: Generated<string>;
+  tls_key_path: Generated<string>;
+  nginx_site_path: Generated<string>;
+  nginx_main_config_path: Generated<string>;
+  /** Per-server WireGuard /24s are cut from this network, e.g. 10.100.0.0/16. */
+  tunnel_network: Generated<string>;
+  /** Listen port of slot 0; slot n listens on start + n. */
+  tunnel_port_start: Generated<number>;
   created_at: Timestamp;
   checked_at: NullableTimestamp;
   removed_at: NullableTimestamp;
@@ -86,6 +98,9 @@ export interface ServersTable {
   mac: string;
   ipv4: string;
   ha_port: Generated<number>;
+  /** Picks the server's WireGuard interface, port, table and /24 on its host. */
+  tunnel_slot: number | null;
+  tunnel_public_key: string | null;
   state: ServerState;
   suspended_at: NullableTimestamp;
   created_at: Timestamp;
@@ -126,6 +141,15 @@ export interface OperationsTable {
   finished_at: NullableTimestamp;
 }
 
+export interface TunnelPeersTable {
+  id: Generated<string>;
+  server_id: string;
+  name: string;
+  public_key: string;
+  ipv4: string;
+  created_at: Timestamp;
+}
+
 export interface AuditEventsTable {
   id: ColumnType<string, never, never>;
   occurred_at: Timestamp;
@@ -149,6 +173,7 @@ export interface Database {
   servers: ServersTable;
   address_allocations: AddressAllocationsTable;
   operations: OperationsTable;
+  tunnel_peers: TunnelPeersTable;
   audit_events: AuditEventsTable;
 }
 
@@ -158,5 +183,6 @@ export type NewHost = Insertable<HostsTable>;
 export type Image = Selectable<ImagesTable>;
 export type Server = Selectable<ServersTable>;
 export type ServerUpdate = Updateable<ServersTable>;
+export type TunnelPeer = Selectable<TunnelPeersTable>;
 export type Operation = Selectable<OperationsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;

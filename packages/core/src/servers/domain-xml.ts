@@ -1,4 +1,5 @@
 import type { Host, Image, Server } from '../db/schema.js';
+import { tapName } from '../network/network-model.js';
 
 /** Returns the libvirt domain name of a server. */
 export function domainName(server: Pick<Server, 'name'>): string {
@@ -65,6 +66,7 @@ ${cpu}  <clock offset='utc'/>
     <interface type='bridge'>
       <mac address='${x(server.mac)}'/>
       <source bridge='${x(host.bridge)}'/>
+      <target dev='${x(tapName(server.ipv4))}'/>
       <model type='virtio'/>
     </interface>
     <channel type='unix'>

@@ -1,13 +1,15 @@
-import { Migrator, sql } from 'kysely';
+import { Migrator, NO_MIGRATIONS, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../../src/audit/audit-log.js';
 import type { Db } from '../../../src/db/connection.js';
 import { listMigrations, migrateToLatest } from '../../../src/db/migrate.js';
 import * as initialSchema from '../../../src/db/migrations/2026-12-04-0001-initial-schema.js';
+import * as hostNetwork from '../../../src/db/migrations/2026-12-04-0002-host-network.js';
 import { ADMIN, rejection } from '../../support/fixtures.js';
 import { TestDatabase } from '../../support/test-database.js';
 
-const TABLES = ['accounts', 'address_allocations', 'audit_events', 'hosts', 'image_placements', 'images', 'operations', 'servers'];
+const TABLES = ['accounts', 'address_allocations', 'audit_events', 'hosts', 'image_placements', 'images', 'operations', 'servers', 'tunnel_peers'];
+const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network'];
 
 const database = new TestDatabase();
 
@@ -28,7 +30,10 @@ async function tableNames(db: Db): Promise<string[]> {
 }
 
 function downMigrator(db: Db): Migrator {
-  return new Migrator({ db, provider: { getMigrations: async () => ({ '2026-12-04-0001-initial-schema': initialSchema }) } });
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => ({ '2026-12-04-0001-initial-schema': initialSchema, '2026-12-04-0002-host-network': hostNetwork }) },
+  });
 }
 
 describe('migrations', () => {
@@ -40,21 +45,21 @@ describe('migrations', () => {
   it('lists the applied migration with its time', async () => {
     const db = await database.fresh();
     const migrations = await listMigrations(db);
-    expect(migrations.map((migration) => migration.name)).toEqual(['2026-12-04-0001-initial-schema']);
+    expect(migrations.map((migration) => migration.name)).toEqual(MIGRATIONS);
     expect(migrations[0]?.appliedAt).toBeInstanceOf(Date);
   });
 
   it('migrates up, down and up again', async () => {
     const db = await database.fresh();
 
-    const down = await downMigrator(db).migrateDown();
+    const down = await downMigrator(db).migrateTo(NO_MIGRATIONS);
     expect(down.error).toBeUndefined();
-    expect(down.results).toEqual([{ migrationName: '2026-12-04-0001-initial-schema', direction: 'Down', status: 'Success' }]);
+    expect(down.results).toEqual([...MIGRATIONS].reverse().map((migrationName) => ({ migrationName, direction: 'Down', status: 'Success' })));
     expect(await tableNames(db)).toEqual([]);
-    expect((await listMigrations(db))[0]?.appliedAt).toBeNull();
+    expect((await listMigrations(db)).map((migration) => migration.appliedAt)).toEqual([null, null]);
 
     const up = await migrateToLatest(db);
-    expect(up.results).toEqual([{ migrationName: '2026-12-04-0001-initial-schema', direction: 'Up', status: 'Success' }]);
+    expect(up.results).toEqual(MIGRATIONS.map((migrationName) => ({ migrationName, direction: 'Up', status: 'Success' })));
     expect(await tableNames(db)).toEqual(TABLES);
   });
 
