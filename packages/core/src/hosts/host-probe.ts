@@ -13,6 +13,8 @@ export interface HostFacts {
   kvm: { device: boolean; works: boolean; detail: string };
   cpus: number;
   memoryMib: number;
+  /** The interface of the host's default IPv4 route, if it has one. */
+  defaultRouteInterface: string | null;
 }
 
 const OVMF_CANDIDATES = [
@@ -52,6 +54,7 @@ pid_file="$data_dir/dnsmasq.pid"
 if [ -d "$hosts_dir" ] && [ -r "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then echo "dhcp_running=1"; else echo "dhcp_running=0"; fi
 if command -v dhcp_release >/dev/null; then echo "dhcp_release=1"; else echo "dhcp_release=0"; fi
 echo "cpus=$(nproc)"
+echo "default_route_interface=$(ip -o -4 route show default 2>/dev/null | awk '{print $5; exit}' || true)"
 echo "memory_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
   echo "kvm_device=1"
@@ -82,6 +85,7 @@ const factsSchema = z.object({
   memory_kib: z.coerce.number().int().positive(),
   kvm_device: z.enum(['0', '1']),
   kvm_detail: z.string().optional(),
+  default_route_interface: z.string().optional(),
 });
 
 /** Parses the probe's `key=value` lines; unknown keys are ignored. */
@@ -107,6 +111,7 @@ export function parseHostFacts(output: string, bridge: string, dataDir: string):
     kvm: { device: values.kvm_device === '1', works: kvmDetail.startsWith('VM status: running'), detail: kvmDetail },
     cpus: values.cpus,
     memoryMib: Math.floor(values.memory_kib / 1024),
+    defaultRouteInterface: blank(values.default_route_interface),
   };
 }
 

@@ -9,6 +9,9 @@ import { fingerprint, parseHostKey } from '../runner/host-key.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
 import { defaultRange, parseCidr, requireRangeInNetwork } from '../naming/ipv4.js';
 import { openRunner, runnerForHost } from './host-connection.js';
+import { networkHost } from '../network/host-network.js';
+import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, type NetworkSettingsInput, resolveNetworkSettings } from '../network/network-settings.js';
+import { checkTlsCertificate } from '../network/tls-certificate.js';
 import { type HostFacts, hostProblems, probeHost } from './host-probe.js';
 
 export interface AddHostInput {
@@ -25,6 +28,8 @@ export interface AddHostInput {
   rangeEnd?: string;
   /** Overrides KVM detection. */
   virtType?: VirtType;
+  /** The uplink defaults to the interface of the host's default route. */
+  network?: NetworkSettingsInput;
 }
 
 export interface HostContext {
@@ -99,21 +104,32 @@ export async function addHost(context: HostContext, actor: Actor, input: AddHost
   };
   const runner = openRunner(context.config, context.logger, endpoint);
   let facts: HostFacts;
+  let range: { start: string; end: string };
+  let network: NetworkSettings;
   try {
     facts = await probeHost(runner, bridge, dataDir, input.virtType === undefined);
+    const problems = hostProblems(facts);
+    if (problems.length > 0) {
+      throw new HostNotReadyError(`host "${name}" is not ready: ${problems.join('; ')}`, { fields: { host: name } });
+    }
+
+    const bridgeCidr = facts.bridge.cidr as string;
+    const net = parseCidr(bridgeCidr);
+    const fallback = defaultRange(net);
+    range = { start: input.rangeStart ?? fallback.start, end: input.rangeEnd ?? fallback.end };
+    requireRangeInNetwork(range, net);
+    network = resolveNetworkSettings(
+      DEFAULT_NETWORK_SETTINGS,
+      { ...input.network, uplink: input.network?.uplink ?? facts.defaultRouteInterface ?? '' },
+      { name, bridge, bridge_cidr: bridgeCidr, ssh_address: endpoint.sshAddress },
+    );
+    if (network.ha_domain !== '') {
+      await checkTlsCertificate(runner, networkHost({ name, bridge, bridge_cidr: bridgeCidr, data_dir: dataDir, ...network }));
+    }
   } finally {
     await runner.close();
   }
 
-  const problems = hostProblems(facts);
-  if (problems.length > 0) {
-    throw new HostNotReadyError(`host "${name}" is not ready: ${problems.join('; ')}`, { fields: { host: name } });
-  }
-
-  const net = parseCidr(facts.bridge.cidr as string);
-  const fallback = defaultRange(net);
-  const range = { start: input.rangeStart ?? fallback.start, end: input.rangeEnd ?? fallback.end };
-  requireRangeInNetwork(range, net);
   const virtType: VirtType = input.virtType ?? (facts.kvm.works ? 'kvm' : 'qemu');
   const hostKeySha256 = input.hostKey ? fingerprint(parseHostKey(input.hostKey).blob) : null;
 
@@ -138,6 +154,7 @@ export async function addHost(context: HostContext, actor: Actor, input: AddHost
         ovmf_vars: facts.ovmfVars as string,
         vcpus: facts.cpus,
         memory_mib: facts.memoryMib,
+        ...network,
         checked_at: new Date(),
       })
       .returningAll()
@@ -152,7 +169,7 @@ export async function addHost(context: HostContext, actor: Actor, input: AddHost
       },
     };
   });
-  return { host, facts, problems, roundTrips: runner.roundTrips };
+  return { host, facts, problems: [], roundTrips: runner.roundTrips };
 }
 
 /** Lists hosts by name. */

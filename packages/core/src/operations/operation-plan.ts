@@ -1,12 +1,16 @@
 import type { OperationKind, ServerState } from '../db/schema.js';
 
-/** The steps of each operation, in order. Every step is idempotent. */
+/**
+ * The steps of each operation, in order. Every step is idempotent. The
+ * network is applied before a VM starts, so its firewall rules are in place
+ * from its first packet, and rebuild gives the server a new WireGuard key.
+ */
 export const OPERATION_STEPS: Record<OperationKind, readonly string[]> = {
-  create: ['place-image', 'create-disk', 'reserve-address', 'define-domain', 'start-domain'],
+  create: ['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain'],
   start: ['start-domain'],
   stop: ['stop-domain'],
-  suspend: ['stop-domain'],
-  resume: ['start-domain'],
+  suspend: ['stop-domain', 'apply-network'],
+  resume: ['apply-network', 'start-domain'],
   rebuild: [
     'force-stop-domain',
     'undefine-domain',
@@ -14,10 +18,12 @@ export const OPERATION_STEPS: Record<OperationKind, readonly string[]> = {
     'place-image',
     'create-disk',
     'reserve-address',
+    'write-tunnel-key',
+    'apply-network',
     'define-domain',
     'start-domain',
   ],
-  destroy: ['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'release-address'],
+  destroy: ['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'apply-network', 'remove-tunnel-key', 'release-address'],
 };
 
 interface Transition {

@@ -10,6 +10,8 @@ import type { ProgressListener } from './progress.js';
 
 /** Context of a step handler: the server, host and image as recorded, and the host's runner. */
 export interface StepContext extends HostContext {
+  /** The operation the step belongs to. */
+  kind: OperationKind;
   server: Server;
   host: Host;
   image: Image;
@@ -185,7 +187,7 @@ async function runLocked(
       options.onProgress?.({ ...event, state: 'started' });
 
       try {
-        await handler({ ...context, server, host, image, runner });
+        await handler({ ...context, kind, server, host, image, runner });
       } catch (error) {
         step.state = 'failed';
         step.error = errorText(error);

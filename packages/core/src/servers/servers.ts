@@ -11,6 +11,8 @@ import { getImage } from '../images/images.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
 import { freshSteps, type OperationResult, runOperation, type RunOperationOptions } from '../operations/run-operation.js';
 import { pickFreeAddress, randomMac } from './address-allocation.js';
+import { requireNetworkSettings } from '../network/host-network.js';
+import { pickFreeTunnelSlot } from '../network/tunnels.js';
 import { preflight, requireFreeNames, requireSameRequest } from './create-checks.js';
 import { STEP_HANDLERS } from './step-handlers.js';
 
@@ -92,6 +94,7 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
     throw new InvalidInputError(`invalid disk size ${diskGib} GiB: image "${image.name}" needs at least ${imageGib} GiB`);
   }
 
+  requireNetworkSettings(host);
   await requireFreeNames(db, name, subdomain);
   const runner = runnerForHost(context.config, context.logger, host);
   try {
@@ -104,6 +107,7 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
   const server = await db.transaction().execute(async (trx) => {
     await requireFreeNames(trx, name, subdomain);
     const ipv4 = await pickFreeAddress(trx, host);
+    const tunnelSlot = await pickFreeTunnelSlot(trx, host);
 
     let created: Server | undefined;
     for (let attempt = 0; attempt < 5 && !created; attempt += 1) {
@@ -126,6 +130,7 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
           mac,
           ipv4,
           ha_port: haPort,
+          tunnel_slot: tunnelSlot,
           state: 'provisioning',
         })
         .returningAll()

@@ -1,4 +1,7 @@
 import { placeImage } from '../images/images.js';
+import { applyNetworkForOperation } from '../network/network-apply.js';
+import { rekeyTunnel, removeTunnelKey } from '../network/tunnel-keys.js';
+import { TRANSITIONS } from '../operations/operation-plan.js';
 import type { StepHandler } from '../operations/run-operation.js';
 import {
   createDisk,
@@ -33,8 +36,17 @@ export const STEP_HANDLERS: Record<string, StepHandler> = {
   'undefine-domain': (step) => undefineDomain(step.runner, step.server),
   'remove-disk': (step) => removeServerFiles(step.runner, step.host, step.server),
   'remove-reservation': (step) => removeReservation(step.runner, step.host, step.server),
+  'write-tunnel-key': (step) => rekeyTunnel(step.db, step.runner, step.host, step.server),
+  // The network is applied for the state the operation leads to: a suspended
+  // or destroyed server has no rules, map entry or tunnel.
+  'apply-network': (step) => applyNetworkForOperation(step.db, step.runner, step.host, { serverId: step.server.id, state: TRANSITIONS[step.kind].after }),
+  'remove-tunnel-key': (step) => removeTunnelKey(step.db, step.runner, step.host, step.server),
   'release-address': async (step) => {
-    await step.db.deleteFrom('address_allocations').where('server_id', '=', step.server.id).execute();
+    await step.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('address_allocations').where('server_id', '=', step.server.id).execute();
+      await trx.deleteFrom('tunnel_peers').where('server_id', '=', step.server.id).execute();
+      await trx.updateTable('servers').set({ tunnel_slot: null, tunnel_public_key: null }).where('id', '=', step.server.id).execute();
+    });
   },
 };
 

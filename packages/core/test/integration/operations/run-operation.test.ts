@@ -147,14 +147,14 @@ describe('runOperation', () => {
 
     const result = await setup.run('create', recordingHandlers(log));
 
-    expect(begun(log)).toEqual(['place-image', 'create-disk', 'reserve-address', 'define-domain', 'start-domain']);
+    expect(begun(log)).toEqual(['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain']);
     expect(result.operation.state).toBe('succeeded');
     expect(result.operation.attempts).toBe(1);
     expect(result.operation.finished_at).toBeInstanceOf(Date);
     expect(result.operation.actor).toBe('admin:alice');
     expect(result.operation.error).toBeNull();
     expect(result.resumed).toBe(false);
-    expect(result.roundTrips).toBe(5);
+    expect(result.roundTrips).toBe(7);
     expect(result.server.state).toBe('running');
     for (const step of result.operation.steps) {
       expect(step).toEqual({ name: step.name, state: 'done', startedAt: expect.any(String), finishedAt: expect.any(String), error: null });
@@ -188,7 +188,7 @@ describe('runOperation', () => {
         after.push(`${kind}:${step}`);
       },
     });
-    const base = { operationId: created.operation.id, kind: 'create', server: 'kitchen', total: 5 };
+    const base = { operationId: created.operation.id, kind: 'create', server: 'kitchen', total: OPERATION_STEPS.create.length };
     expect(events).toEqual(
       OPERATION_STEPS.create.flatMap((step, index) => [
         { ...base, step, index, state: 'started' },
@@ -238,6 +238,8 @@ describe('runOperation', () => {
       ['place-image', 'done', null],
       ['create-disk', 'done', null],
       ['reserve-address', 'failed', 'dnsmasq is down'],
+      ['write-tunnel-key', 'pending', null],
+      ['apply-network', 'pending', null],
       ['define-domain', 'pending', null],
       ['start-domain', 'pending', null],
     ]);
@@ -259,14 +261,14 @@ describe('runOperation', () => {
 
     const result = await setup.run('create', recordingHandlers(log), { onProgress: (event) => events.push(event) });
 
-    expect(begun(log)).toEqual(['reserve-address', 'define-domain', 'start-domain']);
+    expect(begun(log)).toEqual(['reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain']);
     expect(result.resumed).toBe(true);
-    expect(result.roundTrips).toBe(3);
+    expect(result.roundTrips).toBe(5);
     expect(result.operation.id).toBe(operationId);
     expect(result.operation.attempts).toBe(2);
     expect(result.operation.state).toBe('succeeded');
     expect(result.operation.error).toBeNull();
-    expect(result.operation.steps.map((step) => step.state)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    expect(result.operation.steps.map((step) => step.state)).toEqual(OPERATION_STEPS.create.map(() => 'done'));
     expect(result.server.state).toBe('running');
     expect(events.filter((event) => event.state === 'skipped').map((event) => event.step)).toEqual(['place-image', 'create-disk']);
     expect(await operations(setup.db)).toHaveLength(1);
@@ -284,7 +286,7 @@ describe('runOperation', () => {
     expect(error.message).toBe('no handler for step "define-domain" of create');
     const [operation] = await operations(setup.db);
     expect(operation?.state).toBe('failed');
-    expect(operation?.steps.map((step) => step.state)).toEqual(['done', 'done', 'done', 'pending', 'pending']);
+    expect(operation?.steps.map((step) => step.state)).toEqual(['done', 'done', 'done', 'done', 'done', 'pending', 'pending']);
   });
 
   it('rejects a kind the server state forbids', async () => {
@@ -406,7 +408,7 @@ describe('runOperation', () => {
 
     const result = await setup.run('destroy', recordingHandlers(log));
 
-    expect(begun(log)).toEqual(['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'release-address']);
+    expect(begun(log)).toEqual(['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'apply-network', 'remove-tunnel-key', 'release-address']);
     expect(result.operation.kind).toBe('destroy');
     expect(result.operation.state).toBe('succeeded');
     expect(result.server.state).toBe('destroyed');

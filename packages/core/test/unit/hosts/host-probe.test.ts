@@ -16,6 +16,7 @@ function probeOutput(overrides: Record<string, string | null> = {}): string {
     memory_kib: '16314412',
     kvm_device: '1',
     kvm_detail: 'VM status: running',
+    default_route_interface: 'eth0',
     ...overrides,
   };
   return `${Object.entries(lines)
@@ -41,7 +42,12 @@ describe('parseHostFacts', () => {
       kvm: { device: true, works: true, detail: 'VM status: running' },
       cpus: 8,
       memoryMib: 15_932,
+      defaultRouteInterface: 'eth0',
     });
+  });
+
+  it('reads a host without a default route', () => {
+    expect(parse({ default_route_interface: '' }).defaultRouteInterface).toBeNull();
   });
 
   it('reads libvirt being down, keeping an "=" inside the error', () => {

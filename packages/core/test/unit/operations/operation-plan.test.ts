@@ -17,18 +17,41 @@ describe('OPERATION_STEPS', () => {
   });
 
   it.each([
-    ['create', ['place-image', 'create-disk', 'reserve-address', 'define-domain', 'start-domain']],
+    ['create', ['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain']],
     ['start', ['start-domain']],
     ['stop', ['stop-domain']],
-    ['suspend', ['stop-domain']],
-    ['resume', ['start-domain']],
+    ['suspend', ['stop-domain', 'apply-network']],
+    ['resume', ['apply-network', 'start-domain']],
     [
       'rebuild',
-      ['force-stop-domain', 'undefine-domain', 'remove-disk', 'place-image', 'create-disk', 'reserve-address', 'define-domain', 'start-domain'],
+      [
+        'force-stop-domain',
+        'undefine-domain',
+        'remove-disk',
+        'place-image',
+        'create-disk',
+        'reserve-address',
+        'write-tunnel-key',
+        'apply-network',
+        'define-domain',
+        'start-domain',
+      ],
     ],
-    ['destroy', ['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'release-address']],
+    ['destroy', ['force-stop-domain', 'undefine-domain', 'remove-disk', 'remove-reservation', 'apply-network', 'remove-tunnel-key', 'release-address']],
   ] as const)('lists the steps of %s', (kind, steps) => {
     expect(OPERATION_STEPS[kind]).toEqual(steps);
+  });
+
+  it('applies the network before the domain starts', () => {
+    for (const kind of ['create', 'rebuild', 'resume'] as const) {
+      const steps = OPERATION_STEPS[kind];
+      expect(steps.indexOf('apply-network')).toBeLessThan(steps.indexOf('start-domain'));
+    }
+  });
+
+  it('rekeys the tunnel before rebuild applies the network', () => {
+    const steps = OPERATION_STEPS.rebuild;
+    expect(steps.indexOf('write-tunnel-key')).toBeLessThan(steps.indexOf('apply-network'));
   });
 
   it('ends destroy by releasing the address', () => {

@@ -1,0 +1,134 @@
+import { sql } from 'kysely';
+import type { Actor } from '../audit/actor.js';
+import { appendAudit } from '../audit/audit-log.js';
+import type { Db } from '../db/connection.js';
+import type { Host } from '../db/schema.js';
+import { runnerForHost } from '../hosts/host-connection.js';
+import { getHost, type HostContext } from '../hosts/hosts.js';
+import type { CommandRunner } from '../runner/command-runner.js';
+import { applyFirewall, diffFirewall, readFirewall, renderFirewall } from './firewall-host.js';
+import { buildNetworkModel, type ServerStateOverride } from './host-network.js';
+import type { NetworkModel, NetworkPart, PlanChange } from './network-model.js';
+import { applyNginx, diffNginx, readNginx } from './nginx-host.js';
+import { renderNginxSite } from './nginx-config.js';
+import { checkTlsCertificate } from './tls-certificate.js';
+import { applyWireguard, diffWireguard, readWireguard } from './wireguard-host.js';
+
+export interface NetworkPlan {
+  host: string;
+  /** Differences between the host and the database; empty when in step. */
+  changes: PlanChange[];
+  roundTrips: number;
+}
+
+export interface NetworkApplyResult {
+  host: string;
+  /** What the host differed in before the apply. */
+  changes: PlanChange[];
+  /** Which parts the apply changed on the host. */
+  changed: Record<NetworkPart, boolean>;
+  roundTrips: number;
+}
+
+// Advisory-lock class for "one network apply per host at a time"; the second
+// key is derived from the host id. Server operations take their server's
+// lock first and this one second, and nothing takes them the other way round.
+const HOST_NETWORK_LOCK_CLASS = 7_150_003;
+
+/**
+ * Compares a host's firewall, nginx map and WireGuard interfaces with what the
+ * database says they should be.
+ *
+ * @throws HostNotReadyError when the host's network settings are missing.
+ */
+export async function planHostNetwork(context: HostContext, name: string): Promise<NetworkPlan> {
+  const host = await getHost(context.db, name);
+  const model = await buildNetworkModel(context.db, host);
+  const runner = runnerForHost(context.config, context.logger, host);
+  try {
+    const changes = await diffHost(runner, model);
+    return { host: host.name, changes, roundTrips: runner.roundTrips };
+  } finally {
+    await runner.close();
+  }
+}
+
+/**
+ * Brings a host's network in line with the database: checks the TLS
+ * certificate first, then applies nginx, the firewall and WireGuard, each of
+ * which changes nothing when already right. Records an audit event when
+ * something changed.
+ *
+ * @throws InvalidInputError when the certificate does not fit the HA domain or
+ *   nginx rejects the configuration; the host keeps its working configuration.
+ */
+export async function applyHostNetwork(context: HostContext, actor: Actor, name: string): Promise<NetworkApplyResult> {
+  const host = await getHost(context.db, name);
+  const runner = runnerForHost(context.config, context.logger, host);
+  try {
+    const result = await withHostNetworkLock(context.db, host, async (db) => {
+      const model = await buildNetworkModel(db, host);
+      const changes = await diffHost(runner, model);
+      const changed = await applyModel(runner, model);
+      return { host: host.name, changes, changed, roundTrips: runner.roundTrips };
+    });
+    if (Object.values(result.changed).some(Boolean)) {
+      await appendAudit(context.db, {
+        actor,
+        action: 'host.network.apply',
+        target: { kind: 'host', id: host.id },
+        details: { name: host.name, added: countChanges(result.changes, 'add'), removed: countChanges(result.changes, 'remove'), changed: result.changed },
+      });
+    }
+    return result;
+  } finally {
+    await runner.close();
+  }
+}
+
+/**
+ * Applies the network of the host a server operation runs on, with the
+ * server taken to be in the state the operation leads to. Used by the
+ * operation's `apply-network` step.
+ */
+export async function applyNetworkForOperation(db: Db, runner: CommandRunner, host: Host, override?: ServerStateOverride): Promise<void> {
+  await withHostNetworkLock(db, host, async (locked) => {
+    const model = await buildNetworkModel(locked, host, override);
+    await applyModel(runner, model);
+  });
+}
+
+async function diffHost(runner: CommandRunner, model: NetworkModel): Promise<PlanChange[]> {
+  const firewall = diffFirewall(renderFirewall(model), await readFirewall(runner, model));
+  const nginx = diffNginx(renderNginxSite(model), await readNginx(runner, model));
+  const wireguard = diffWireguard(model, await readWireguard(runner, model));
+  return [...firewall, ...nginx, ...wireguard];
+}
+
+async function applyModel(runner: CommandRunner, model: NetworkModel): Promise<Record<NetworkPart, boolean>> {
+  await checkTlsCertificate(runner, model.host);
+  const nginx = await applyNginx(runner, model);
+  const firewall = await applyFirewall(runner, model);
+  const wireguard = await applyWireguard(runner, model);
+  return { firewall: firewall.changed, nginx: nginx.changed, wireguard: wireguard.changed };
+}
+
+/**
+ * Runs `work` under the host's network lock. `work` must query through the
+ * connection it is given: when `db` is itself one connection (a step of an
+ * operation), Kysely queues every other query on it until `work` ends.
+ */
+async function withHostNetworkLock<T>(db: Db, host: Host, work: (connection: Db) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (connection) => {
+    await sql`SELECT pg_advisory_lock(${HOST_NETWORK_LOCK_CLASS}, hashtext(${host.id}))`.execute(connection);
+    try {
+      return await work(connection);
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${HOST_NETWORK_LOCK_CLASS}, hashtext(${host.id}))`.execute(connection);
+    }
+  });
+}
+
+function countChanges(changes: PlanChange[], action: PlanChange['action']): number {
+  return changes.filter((change) => change.action === action).length;
+}
