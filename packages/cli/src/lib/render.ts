@@ -80,6 +80,16 @@ export interface HostJson {
   dataDir: string;
   vcpus: number;
   memoryMib: number;
+  network: {
+    uplink: string;
+    haDomain: string;
+    tlsCertificatePath: string;
+    tlsKeyPath: string;
+    nginxSitePath: string;
+    nginxMainConfigPath: string;
+    tunnelNetwork: string;
+    tunnelPortStart: number;
+  };
   checkedAt: string | null;
 }
 
@@ -99,6 +109,16 @@ export function hostJson(host: Host): HostJson {
     dataDir: host.data_dir,
     vcpus: host.vcpus,
     memoryMib: host.memory_mib,
+    network: {
+      uplink: host.uplink,
+      haDomain: host.ha_domain,
+      tlsCertificatePath: host.tls_certificate_path,
+      tlsKeyPath: host.tls_key_path,
+      nginxSitePath: host.nginx_site_path,
+      nginxMainConfigPath: host.nginx_main_config_path,
+      tunnelNetwork: host.tunnel_network,
+      tunnelPortStart: host.tunnel_port_start,
+    },
     checkedAt: host.checked_at?.toISOString() ?? null,
   };
 }

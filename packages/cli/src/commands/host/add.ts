@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../lib/base-command.js';
+import { networkFlags, networkSettingsInput } from '../../lib/network-flags.js';
 import { type HostJson, hostJson } from '../../lib/render.js';
 
 export interface HostCheckJson {
@@ -18,6 +19,7 @@ Without --host-key, the key the host presents is shown with its fingerprint and 
   static override examples = [
     '<%= config.bin %> host add ha-1 --address 192.0.2.10 --host-key "ssh-ed25519 AAAAC3Nza..."',
     '<%= config.bin %> host add ha-1 --address 192.0.2.10 --bridge br-haos --data-dir /var/lib/vome/host --json --host-key "$(cat ha-1.pub)"',
+    '<%= config.bin %> host add ha-1 --address 192.0.2.10 --host-key "$(cat ha-1.pub)" --ha-domain ha.example.com --uplink eth0',
   ];
   static override args = {
     name: Args.string({ description: 'Host name: a DNS label.', required: true }),
@@ -33,6 +35,7 @@ Without --host-key, the key the host presents is shown with its fingerprint and 
     'range-start': Flags.string({ summary: 'First server address (default: the 10th address of the bridge network).' }),
     'range-end': Flags.string({ summary: 'Last server address (default: the one before broadcast).' }),
     'virt-type': Flags.string({ summary: 'Skip KVM detection and use this virtualisation type.', options: ['kvm', 'qemu'] }),
+    ...networkFlags,
   };
 
   async run(): Promise<HostCheckJson> {
@@ -57,6 +60,7 @@ Without --host-key, the key the host presents is shown with its fingerprint and 
       rangeStart: flags['range-start'],
       rangeEnd: flags['range-end'],
       virtType: flags['virt-type'] as 'kvm' | 'qemu' | undefined,
+      network: networkSettingsInput(flags),
     });
     this.log(`added host ${result.host.name}: virtualisation ${result.host.virt_type} (${result.facts.kvm.works ? 'KVM works' : `KVM unusable: ${result.facts.kvm.detail}`}), bridge ${result.host.bridge} ${result.host.bridge_cidr}, servers ${result.host.range_start}–${result.host.range_end}`);
     return {
