@@ -9,6 +9,7 @@ PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 NS=${VOME_TH_NS:-vome-th}
 DIR=${VOME_TH_DIR:-/var/lib/vome-testhost/$NS}
+NET_NS=${VOME_TH_NET_NS:-$NS-net}
 ROOT_VETH=vth0
 DOMAIN_PREFIX=vome-
 DAEMON_STOP_SECONDS=20
@@ -123,6 +124,14 @@ fi
 # sshd's pid file names only the listener. Open SSH sessions have processes of their
 # own, which down.sh does not end.
 stop_recorded_daemon "$DIR/sshd.pid" sshd
+stop_recorded_daemon "$DIR/nginx/nginx.pid" nginx
+# vome starts one wireguard-go per server tunnel where the kernel has no
+# WireGuard module; only those inside this namespace are ended.
+for pid in $(pgrep -x wireguard-go || true); do
+    if is_alive "$pid" && [[ $(ip netns identify "$pid" 2>/dev/null || true) == "$NS" ]]; then
+        stop_pid "$pid" wireguard-go
+    fi
+done
 stop_recorded_daemon "$DIR/data/dnsmasq.pid" dnsmasq
 stop_recorded_daemon "$DIR/libvirtd.pid" libvirtd
 stop_recorded_daemon "$DIR/virtlogd.pid" virtlogd
@@ -132,6 +141,10 @@ stop_recorded_daemon "$DIR/virtlogd.pid" virtlogd
 if [[ -e /run/netns/$NS ]]; then
     log "deleting namespace '$NS'"
     ip netns delete "$NS" 2>/dev/null || rm -f "/run/netns/$NS"
+fi
+if [[ -e /run/netns/$NET_NS ]]; then
+    log "deleting namespace '$NET_NS'"
+    ip netns delete "$NET_NS" 2>/dev/null || rm -f "/run/netns/$NET_NS"
 fi
 # Deleting the namespace deletes the pair only when no process keeps the namespace
 # alive, so the root side is removed explicitly as well.

@@ -17,9 +17,15 @@ DIR=${VOME_TH_DIR:-/var/lib/vome-testhost/$NS}
 ROOT_ADDR=${VOME_TH_ROOT_ADDR:-10.231.0.1/30}
 NS_ADDR=${VOME_TH_NS_ADDR:-10.231.0.2/30}
 BRIDGE_ADDR=${VOME_TH_BRIDGE_ADDR:-10.232.0.1/24}
+NET_NS=${VOME_TH_NET_NS:-$NS-net}
+UPLINK_ADDR=${VOME_TH_UPLINK_ADDR:-10.233.0.1/24}
+INTERNET_ADDR=${VOME_TH_INTERNET_ADDR:-10.233.0.254/24}
+HA_DOMAIN=${VOME_TH_HA_DOMAIN:-ha.vome.test}
 
 ROOT_VETH=vth0
 NS_VETH=vth1
+UPLINK=vthu0
+INTERNET_VETH=vthu1
 BRIDGE=br-haos
 SSH_PORT=22
 DATA=$DIR/data
@@ -27,6 +33,11 @@ CLIENT_KEY=$DIR/client/id_ed25519
 HOST_KEY_FILE=$DIR/ssh_host_ed25519_key
 KNOWN_HOSTS=$DIR/known_hosts
 QEMU_CONF=/etc/libvirt/qemu.conf
+NGINX_DIR=$DIR/nginx
+NGINX_MAIN_CONF=$NGINX_DIR/nginx.conf
+NGINX_SITE=$DATA/nginx/vome.conf
+TLS_DIR=$DIR/tls
+TLS_DAYS=825
 
 LIBVIRTD_WAIT_SECONDS=60
 DAEMON_STOP_SECONDS=20
@@ -57,7 +68,8 @@ case $DIR in
 esac
 [[ $DIR != / ]] || die "VOME_TH_DIR must not be /"
 
-for setting in "VOME_TH_ROOT_ADDR=$ROOT_ADDR" "VOME_TH_NS_ADDR=$NS_ADDR" "VOME_TH_BRIDGE_ADDR=$BRIDGE_ADDR"; do
+for setting in "VOME_TH_ROOT_ADDR=$ROOT_ADDR" "VOME_TH_NS_ADDR=$NS_ADDR" "VOME_TH_BRIDGE_ADDR=$BRIDGE_ADDR" \
+    "VOME_TH_UPLINK_ADDR=$UPLINK_ADDR" "VOME_TH_INTERNET_ADDR=$INTERNET_ADDR"; do
     [[ ${setting#*=} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]] ||
         die "invalid ${setting%%=*} '${setting#*=}': expected an IPv4 address with prefix length, such as 10.231.0.1/30"
 done
@@ -89,6 +101,11 @@ require_command sshd openssh-server
 require_command ssh-keygen openssh-client
 require_command ssh openssh-client
 require_command flock util-linux
+require_command nginx nginx
+require_command openssl openssl
+require_command iptables-restore iptables
+require_command wg wireguard-tools
+require_command wireguard-go wireguard-go
 compgen -G '/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so' >/dev/null ||
     report_missing "libvirt's QEMU driver" libvirt-daemon-driver-qemu
 compgen -G '/usr/share/OVMF/OVMF_CODE*.fd' >/dev/null ||
@@ -250,6 +267,26 @@ set_only_address "$BRIDGE" "$BRIDGE_ADDR" ns_exec
 # this enables forwarding inside the namespace only.
 ns_exec sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 
+# --- A second namespace that plays the internet, behind the host's uplink
+
+# The host reaches it through its uplink and uses it as its default route, so
+# that VM traffic leaves through NAT as on a real host. The route to the
+# control plane (vth1) is more specific and stays as it was.
+if [[ -e /run/netns/$NET_NS ]] && ! ip netns exec "$NET_NS" true 2>/dev/null; then
+    ip netns delete "$NET_NS" 2>/dev/null || rm -f "/run/netns/$NET_NS"
+fi
+[[ -e /run/netns/$NET_NS ]] || ip netns add "$NET_NS"
+ip netns exec "$NET_NS" ip link set lo up
+if ! ns_exec ip link show dev "$UPLINK" >/dev/null 2>&1 || ! ip netns exec "$NET_NS" ip link show dev "$INTERNET_VETH" >/dev/null 2>&1; then
+    ns_exec ip link delete "$UPLINK" 2>/dev/null || true
+    ip netns exec "$NET_NS" ip link delete "$INTERNET_VETH" 2>/dev/null || true
+    log "creating veth pair $NS/$UPLINK <-> $NET_NS/$INTERNET_VETH"
+    ns_exec ip link add "$UPLINK" type veth peer name "$INTERNET_VETH" netns "$NET_NS"
+fi
+set_only_address "$UPLINK" "$UPLINK_ADDR" ns_exec
+set_only_address "$INTERNET_VETH" "$INTERNET_ADDR" ip netns exec "$NET_NS"
+ns_exec ip route replace default via "${INTERNET_ADDR%/*}" dev "$UPLINK"
+
 # --- libvirt
 
 # QEMU runs as libvirt-qemu by default, which cannot traverse the 0700 state folder
@@ -406,6 +443,45 @@ if ! $dnsmasq_running; then
         die "dnsmasq did not write $DATA/dnsmasq.pid; see $DIR/dnsmasq.log"
 fi
 
+# --- nginx's main configuration and a self-signed wildcard certificate
+
+# vome writes its site file into $DATA/nginx and starts nginx with this main
+# configuration (vome host bootstrap). Logs, pid and temporary files stay in
+# $NGINX_DIR, so this nginx shares nothing with one the machine may run.
+mkdir -p "$NGINX_DIR/tmp" "$DATA/nginx"
+nginx_conf_text="# Written by vome scripts/test-host/up.sh on every run; edits are lost.
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log;
+events { worker_connections 1024; }
+http {
+    access_log $NGINX_DIR/access.log;
+    client_body_temp_path $NGINX_DIR/tmp/client-body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    include $DATA/nginx/*.conf;
+}
+"
+if [[ ! -f $NGINX_MAIN_CONF || $(<"$NGINX_MAIN_CONF") != "${nginx_conf_text%$'\n'}" ]]; then
+    printf '%s' "$nginx_conf_text" >"$NGINX_MAIN_CONF"
+fi
+
+mkdir -p "$TLS_DIR"
+if [[ ! -f $TLS_DIR/fullchain.pem || ! -f $TLS_DIR/privkey.pem ]] ||
+    ! openssl x509 -in "$TLS_DIR/fullchain.pem" -noout -checkend $((30 * 86400)) >/dev/null 2>&1 ||
+    ! openssl x509 -in "$TLS_DIR/fullchain.pem" -noout -ext subjectAltName 2>/dev/null | grep -qF "DNS:*.$HA_DOMAIN"; then
+    log "making a self-signed certificate for *.$HA_DOMAIN in $TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days "$TLS_DAYS" \
+        -subj "/CN=*.$HA_DOMAIN" -addext "subjectAltName=DNS:*.$HA_DOMAIN,DNS:$HA_DOMAIN" \
+        -keyout "$TLS_DIR/privkey.pem.tmp" -out "$TLS_DIR/fullchain.pem.tmp" 2>/dev/null
+    mv -f "$TLS_DIR/privkey.pem.tmp" "$TLS_DIR/privkey.pem"
+    mv -f "$TLS_DIR/fullchain.pem.tmp" "$TLS_DIR/fullchain.pem"
+fi
+chmod 0600 "$TLS_DIR/privkey.pem"
+chmod 0644 "$TLS_DIR/fullchain.pem"
+
 # --- sshd
 
 if [[ ! -f $HOST_KEY_FILE ]]; then
@@ -525,6 +601,16 @@ KNOWN_HOSTS=$KNOWN_HOSTS
 BRIDGE=$BRIDGE
 BRIDGE_ADDR=$BRIDGE_ADDR
 DATA_DIR=$DATA
+UPLINK=$UPLINK
+UPLINK_ADDR=$UPLINK_ADDR
+NET_NS=$NET_NS
+INTERNET_ADDR=$INTERNET_ADDR
+HA_DOMAIN=$HA_DOMAIN
+TLS_CERT=$TLS_DIR/fullchain.pem
+TLS_KEY=$TLS_DIR/privkey.pem
+TLS_CA=$TLS_DIR/fullchain.pem
+NGINX_MAIN_CONF=$NGINX_MAIN_CONF
+NGINX_SITE=$NGINX_SITE
 "
 printf '%s' "$env_text" >"$DIR/env.tmp"
 mv -f "$DIR/env.tmp" "$DIR/env"

@@ -49,6 +49,15 @@ export async function e2eAvailable(): Promise<TestHost | undefined> {
   return host;
 }
 
+/** Returns the `vome host add` flags that enrol the test host with its network settings. */
+export function hostAddFlags(host: TestHost): string[] {
+  return [
+    ...['--address', host.sshHost, '--port', host.sshPort, '--host-key', host.hostKey],
+    ...['--data-dir', host.dataDir, '--bridge', host.bridge, '--uplink', host.uplink, '--ha-domain', host.haDomain],
+    ...['--tls-cert', host.tlsCertificate, '--tls-key', host.tlsKey, '--nginx-site', host.nginxSite, '--nginx-config', host.nginxMainConfig],
+  ];
+}
+
 /**
  * Gives a test file its own vome: a fresh VOME_HOME and embedded PostgreSQL,
  * the test host enrolled over SSH with the given address range (so files
@@ -56,7 +65,7 @@ export async function e2eAvailable(): Promise<TestHost | undefined> {
  */
 export async function setUpVome(host: TestHost, hostName: string, range: { start: string; end: string }): Promise<E2eSetup> {
   const cli = await VomeCli.create({ VOME_SSH_KEY: host.sshKey, VOME_SHUTDOWN_GRACE_SECONDS: '15' });
-  await cli.json(['host', 'add', hostName, '--address', host.sshHost, '--port', host.sshPort, '--host-key', host.hostKey, '--data-dir', host.dataDir, '--bridge', host.bridge, '--range-start', range.start, '--range-end', range.end]);
+  await cli.json(['host', 'add', hostName, ...hostAddFlags(host), '--range-start', range.start, '--range-end', range.end]);
   await cli.json(['image', 'add', appliancePath(), '--name', 'appliance']);
   await cli.json(['account', 'add', 'household', '--name', 'Test Household', '--email', 'household@example.org']);
   return { cli, host, hostName, account: 'household', image: 'appliance' };

@@ -14,7 +14,20 @@ export interface TestHost {
   sshKey: string;
   hostKey: string;
   bridge: string;
+  /** The bridge's own address with prefix, e.g. 10.232.0.1/24. */
+  bridgeCidr: string;
   dataDir: string;
+  /** The host's interface towards the namespace that plays the internet. */
+  uplink: string;
+  uplinkCidr: string;
+  /** The namespace that plays the internet, and its address there. */
+  internetNamespace: string;
+  internetAddress: string;
+  haDomain: string;
+  tlsCertificate: string;
+  tlsKey: string;
+  nginxMainConfig: string;
+  nginxSite: string;
 }
 
 /** Reads the test host's env file, or returns undefined when it is not up. */
@@ -46,7 +59,17 @@ export async function readTestHost(namespace = process.env.VOME_TH_NS ?? 'vome-t
     sshKey: get('SSH_KEY'),
     hostKey: get('HOST_KEY'),
     bridge: get('BRIDGE'),
+    bridgeCidr: get('BRIDGE_ADDR'),
     dataDir: get('DATA_DIR'),
+    uplink: get('UPLINK'),
+    uplinkCidr: get('UPLINK_ADDR'),
+    internetNamespace: get('NET_NS'),
+    internetAddress: get('INTERNET_ADDR').split('/')[0] as string,
+    haDomain: get('HA_DOMAIN'),
+    tlsCertificate: get('TLS_CERT'),
+    tlsKey: get('TLS_KEY'),
+    nginxMainConfig: get('NGINX_MAIN_CONF'),
+    nginxSite: get('NGINX_SITE'),
   };
 }
 
