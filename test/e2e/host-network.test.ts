@@ -16,6 +16,8 @@ const host = await e2eAvailable();
 const BOOT_TIMEOUT_MS = 120_000;
 const PROBE = join(import.meta.dirname, '../support/net-probe.mjs');
 const FAKE_HA = join(import.meta.dirname, '../support/fake-home-assistant.mjs');
+// The machine's end of the test host's SSH link, where vome itself runs.
+const CONTROL_PLANE_ADDRESS = '10.231.0.1';
 
 interface PeerListJson {
   tunnel: { interface: string; listenPort: number; network: string; address: string; publicKey: string };
@@ -55,6 +57,7 @@ describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {
   const processes: NamespaceProcess[] = [];
   const namespaces: TestNamespace[] = [];
   let scratch: string;
+  let routeToControlPlane = '';
 
   /** Fetches a URL from the internet namespace through the host's nginx. */
   function curl(url: string, extra: string[] = []): { status: string; body: string; headers: string } {
@@ -123,6 +126,7 @@ describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {
     scratch = await mkdtemp('/var/tmp/vome-net-e2e-');
     setup = await setUpVome(host!, 'net-host', { start: '10.232.0.160', end: '10.232.0.179' });
     await setup.cli.json(['host', 'bootstrap', setup.hostName]);
+    routeToControlPlane = run('ip', ['netns', 'exec', setup.host.namespace, 'ip', 'route', 'get', CONTROL_PLANE_ADDRESS]);
   });
 
   afterAll(async () => {
@@ -313,6 +317,9 @@ describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {
       expect(probe(peer.name, ['connect-tcp', list.tunnel.address, '22', '3000']).code).not.toBe(0);
       expect(probe(peer.name, ['connect-tcp', setup.host.bridgeCidr.split('/')[0] as string, '22', '3000']).code).not.toBe(0);
       await wireguardGo.stop();
+
+      const route = run('ip', ['netns', 'exec', setup.host.namespace, 'ip', 'route', 'get', CONTROL_PLANE_ADDRESS]);
+      expect(route).toBe(routeToControlPlane);
     });
   });
 

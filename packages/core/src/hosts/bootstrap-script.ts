@@ -1,6 +1,6 @@
 import { shellQuote as q } from '../runner/command-runner.js';
 
-/** What the bootstrap script needs to know about the host. */
+/** Host facts that the bootstrap script uses. */
 export interface BootstrapScriptInput {
   bridge: string;
   /** The bridge's own address with its prefix, e.g. 10.232.0.1/24. */
@@ -175,7 +175,7 @@ if [ ! -f "$nginx_site" ]; then
   status=changed
 fi
 if ! out=$(nginx -t -c "$nginx_main" 2>&1); then
-  printf 'nginx rejects its configuration %s: %s\\n' "$nginx_main" "$out" >&2
+  printf 'nginx rejected its configuration %s: %s\\n' "$nginx_main" "$out" >&2
   exit 3
 fi
 pid_path=$(nginx -T -c "$nginx_main" 2>/dev/null | awk '$1 == "pid" { sub(/;$/, "", $2); print $2; exit }')

@@ -30,12 +30,12 @@ export interface BootstrapResult {
 const DEFAULT_BRIDGE_CIDR = '10.232.0.1/24';
 
 /**
- * Turns a Debian machine into an HA host: installs the packages, sets up
+ * Turns a Debian machine into an HA host. It installs the packages, sets up
  * forwarding, bridge filtering, the bridge and DHCP, makes sure libvirtd and
- * nginx run, installs a boot unit on systemd hosts, enrols the host when it
- * is not yet recorded (from `input`'s SSH settings), and applies its network
- * when the uplink and HA domain are set. Every part is idempotent: a second
- * run reports each part as ok.
+ * nginx run, and installs a boot unit on systemd hosts. It then enrols the
+ * host from `input`'s SSH settings when it is not yet recorded, and applies
+ * its network when the uplink and HA domain are set. Every part is
+ * idempotent, so a second run reports each part as ok.
  *
  * @throws HostNotReadyError when the host cannot be bootstrapped (not Debian,
  *   libvirtd not running without systemd, nginx rejecting its configuration).

@@ -23,9 +23,9 @@ export interface NetworkPlan {
 
 export interface NetworkApplyResult {
   host: string;
-  /** What the host differed in before the apply. */
+  /** Differences the host had before the apply. */
   changes: PlanChange[];
-  /** Which parts the apply changed on the host. */
+  /** Per part, whether the apply changed it on the host. */
   changed: Record<NetworkPart, boolean>;
   roundTrips: number;
 }
@@ -36,8 +36,8 @@ export interface NetworkApplyResult {
 const HOST_NETWORK_LOCK_CLASS = 7_150_003;
 
 /**
- * Compares a host's firewall, nginx map and WireGuard interfaces with what the
- * database says they should be.
+ * Compares a host's firewall, nginx map and WireGuard interfaces with the
+ * ones the database describes.
  *
  * @throws HostNotReadyError when the host's network settings are missing.
  */
