@@ -41,6 +41,7 @@ if ! vome host show demo-host >/dev/null 2>&1; then
     --uplink "$(value UPLINK)" --ha-domain "$(value HA_DOMAIN)" \
     --tls-cert "$(value TLS_CERT)" --tls-key "$(value TLS_KEY)" \
     --nginx-site "$(value NGINX_SITE)" --nginx-config "$(value NGINX_MAIN_CONF)" \
+    --blocked-networks 172.16.0.0/12,192.168.0.0/16 \
     --range-start 10.232.0.100 --range-end 10.232.0.149
 else
   vome host bootstrap demo-host

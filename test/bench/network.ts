@@ -54,6 +54,7 @@ function model(count: number, withTunnels: boolean): NetworkModel {
       bridgeAddress: '10.232.0.1',
       bridgeNetwork: '10.232.0.0/16',
       uplink: 'eth0',
+      blockedNetworks: [],
       haDomain: 'ha.bench.test',
       tlsCertificatePath: join(folder, 'fullchain.pem'),
       tlsKeyPath: join(folder, 'privkey.pem'),

@@ -268,6 +268,25 @@ describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {
       await server.stop();
     });
 
+    it('A cannot reach metadata or blocked networks through the uplink', async () => {
+      const targets = ['169.254.169.254', '192.168.77.1'];
+      for (const address of targets) {
+        tryIn(internet(), 'ip', ['addr', 'add', `${address}/32`, 'dev', 'vthu1']);
+        tryIn(setup.host.namespace, 'ip', ['route', 'replace', `${address}/32`, 'via', setup.host.internetAddress]);
+      }
+      const listeners = targets.map((address) => listen(internet(), ['listen-tcp', address, '80', 'secret']));
+      for (const listener of listeners) {
+        await listener.waitFor('listening');
+      }
+      const results = targets.map((address) => probe(tenantA.name, ['connect-tcp', address, '80', '3000']).code);
+      for (const [index, address] of targets.entries()) {
+        await listeners[index]?.stop();
+        tryIn(setup.host.namespace, 'ip', ['route', 'del', `${address}/32`]);
+        tryIn(internet(), 'ip', ['addr', 'del', `${address}/32`, 'dev', 'vthu1']);
+      }
+      expect(results).toEqual([1, 1]);
+    });
+
     it('the internet cannot reach a VM directly', () => {
       tryIn(internet(), 'ip', ['route', 'replace', '10.232.0.0/24', 'via', uplinkAddress()]);
       const direct = probe(internet(), ['connect-tcp', a.server.ipv4, '8123', '3000']);
@@ -395,7 +414,7 @@ describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {
     expect(rules).not.toContain(tunnel.interface);
     expect(run('cat', [setup.host.nginxSite])).not.toContain(`net-b.${domain()}`);
     expect(tryIn(setup.host.namespace, 'ip', ['link', 'show', tunnel.interface]).code).not.toBe(0);
-    expect(run('ip', ['netns', 'exec', setup.host.namespace, 'ip', 'rule'])).not.toContain(`lookup ${tunnel.listenPort}`);
+    expect(run('ip', ['netns', 'exec', setup.host.namespace, 'ip', 'rule'])).not.toContain(tunnel.interface);
     expect(curl(`https://net-b.${domain()}/`).status).toBe('404');
   });
 });

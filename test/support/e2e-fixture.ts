@@ -49,12 +49,18 @@ export async function e2eAvailable(): Promise<TestHost | undefined> {
   return host;
 }
 
+/** Private ranges that VMs on the test host may not reach through its uplink. */
+export const TEST_BLOCKED_NETWORKS = '172.16.0.0/12,192.168.0.0/16';
+
 /** Returns the `vome host add` flags that enrol the test host with its network settings. */
 export function hostAddFlags(host: TestHost): string[] {
   return [
     ...['--address', host.sshHost, '--port', host.sshPort, '--host-key', host.hostKey],
     ...['--data-dir', host.dataDir, '--bridge', host.bridge, '--uplink', host.uplink, '--ha-domain', host.haDomain],
     ...['--tls-cert', host.tlsCertificate, '--tls-key', host.tlsKey, '--nginx-site', host.nginxSite, '--nginx-config', host.nginxMainConfig],
+    // The namespace that plays the internet sits in 10.233.0.0/24, so only
+    // the other private ranges are blocked.
+    ...['--blocked-networks', TEST_BLOCKED_NETWORKS],
   ];
 }
 

@@ -11,6 +11,9 @@ export const networkFlags = {
   'nginx-config': Flags.string({ summary: 'Path on the host of nginx\'s main configuration file, for `nginx -t` and reloads.' }),
   'tunnel-network': Flags.string({ summary: 'IPv4 network from which each server gets a WireGuard /24, such as 10.100.0.0/16.' }),
   'tunnel-port-start': Flags.integer({ summary: 'UDP port of the first server\'s WireGuard interface; the next ones count up.' }),
+  'blocked-networks': Flags.string({
+    summary: 'Comma-separated IPv4 networks VMs may not reach through the uplink, or "none" (default: all private and shared ranges). 169.254.0.0/16 is always blocked.',
+  }),
 };
 
 /** Turns parsed network flags into core's settings input. */
@@ -23,6 +26,7 @@ export function networkSettingsInput(flags: {
   'nginx-config'?: string;
   'tunnel-network'?: string;
   'tunnel-port-start'?: number;
+  'blocked-networks'?: string;
 }): NetworkSettingsInput {
   return {
     uplink: flags.uplink,
@@ -33,5 +37,6 @@ export function networkSettingsInput(flags: {
     nginxMainConfigPath: flags['nginx-config'],
     tunnelNetwork: flags['tunnel-network'],
     tunnelPortStart: flags['tunnel-port-start'],
+    blockedNetworks: flags['blocked-networks'],
   };
 }

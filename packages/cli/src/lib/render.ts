@@ -89,6 +89,7 @@ export interface HostJson {
     nginxMainConfigPath: string;
     tunnelNetwork: string;
     tunnelPortStart: number;
+    blockedNetworks: string[];
   };
   checkedAt: string | null;
 }
@@ -118,6 +119,7 @@ export function hostJson(host: Host): HostJson {
       nginxMainConfigPath: host.nginx_main_config_path,
       tunnelNetwork: host.tunnel_network,
       tunnelPortStart: host.tunnel_port_start,
+      blockedNetworks: host.blocked_networks === '' ? [] : host.blocked_networks.split(','),
     },
     checkedAt: host.checked_at?.toISOString() ?? null,
   };

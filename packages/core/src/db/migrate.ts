@@ -1,12 +1,14 @@
 import { type Kysely, type Migration, type MigrationResultSet, Migrator } from 'kysely';
 import * as initialSchema from './migrations/2026-12-04-0001-initial-schema.js';
 import * as hostNetwork from './migrations/2026-12-04-0002-host-network.js';
+import * as blockedNetworks from './migrations/2026-12-05-0003-blocked-networks.js';
 import type { Database } from './schema.js';
 
 /** Every migration, by name; names sort in the order they apply. */
 const migrations: Record<string, Migration> = {
   '2026-12-04-0001-initial-schema': initialSchema,
   '2026-12-04-0002-host-network': hostNetwork,
+  '2026-12-05-0003-blocked-networks': blockedNetworks,
 };
 
 function migrator(db: Kysely<Database>): Migrator {

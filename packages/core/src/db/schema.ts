@@ -51,6 +51,8 @@ export interface HostsTable {
   tunnel_network: Generated<string>;
   /** Listen port of slot 0; slot n listens on start + n. */
   tunnel_port_start: Generated<number>;
+  /** Comma-separated networks VMs may not reach through the uplink; empty for none. */
+  blocked_networks: Generated<string>;
   created_at: Timestamp;
   checked_at: NullableTimestamp;
   removed_at: NullableTimestamp;

@@ -37,70 +37,97 @@ const PACKAGES = [
  * turns on forwarding and bridge filtering, creates the bridge with its
  * address, starts dnsmasq for the DHCP reservations, and restores the saved
  * firewall and WireGuard state. Every part is idempotent and prints one
- * `item=<name>|<ok|changed>|<detail>` line.
+ * `item=<name>|<ok|changed|failed>|<detail>` line.
  */
 export function renderBootScript(input: BootstrapScriptInput): string {
   return `#!/bin/bash
 # Written by vome host bootstrap; runs at boot and on every bootstrap.
-set -euo pipefail
+# The firewall is restored first and forwarding turned on last, so VMs are
+# never forwarded unfiltered; a part that fails is reported and the rest
+# still runs, but forwarding stays off when the firewall did not load.
+set -uo pipefail
 export LC_ALL=C
 umask 077
 report() { printf 'item=%s|%s|%s\\n' "$1" "$2" "$3"; }
+failed=0
 
 bridge=${q(input.bridge)}
 bridge_cidr=${q(input.bridgeCidr)}
 data_dir=${q(input.dataDir)}
 network_dir=${q(input.networkDir)}
 
-if [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]; then
-  report forwarding ok 'net.ipv4.ip_forward=1'
-else
-  echo 1 > /proc/sys/net/ipv4/ip_forward
-  report forwarding changed 'set net.ipv4.ip_forward=1'
-fi
-
 # Bridged VM-to-VM traffic reaches iptables only through br_netfilter.
 [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter
-if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1 ]; then
+if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ]; then
   report bridge-filtering ok 'net.bridge.bridge-nf-call-iptables=1'
-else
-  echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+elif echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; then
   report bridge-filtering changed 'set net.bridge.bridge-nf-call-iptables=1'
+else
+  report bridge-filtering failed 'cannot set net.bridge.bridge-nf-call-iptables=1'
+  failed=1
+fi
+
+firewall_loaded=1
+if [ -x "$network_dir/restore-firewall.sh" ]; then
+  if out=$("$network_dir/restore-firewall.sh" 2>&1); then
+    report restore-firewall ok "loaded $network_dir/restore-firewall.sh"
+  else
+    report restore-firewall failed "$(printf '%s' "$out" | tr '\\n' ' ' | cut -c1-300)"
+    firewall_loaded=0
+    failed=1
+  fi
 fi
 
 status=ok
 if ! ip link show dev "$bridge" >/dev/null 2>&1; then
-  ip link add "$bridge" type bridge
-  status=changed
+  ip link add "$bridge" type bridge && status=changed
 fi
 if ! ip -4 -o addr show dev "$bridge" | awk '{print $4}' | grep -qxF "$bridge_cidr"; then
-  ip addr add "$bridge_cidr" dev "$bridge"
-  status=changed
+  ip addr add "$bridge_cidr" dev "$bridge" && status=changed
 fi
-ip link set "$bridge" up
-report bridge "$status" "$bridge $bridge_cidr"
+if ip link set "$bridge" up; then
+  report bridge "$status" "$bridge $bridge_cidr"
+else
+  report bridge failed "cannot bring up $bridge $bridge_cidr"
+  failed=1
+fi
+
+if [ -x "$network_dir/restore-wireguard.sh" ]; then
+  if out=$("$network_dir/restore-wireguard.sh" 2>&1); then
+    report restore-wireguard ok "loaded $network_dir/restore-wireguard.sh"
+  else
+    report restore-wireguard failed "$(printf '%s' "$out" | tr '\\n' ' ' | cut -c1-300)"
+    failed=1
+  fi
+fi
 
 mkdir -p "$data_dir/dhcp-hosts"
 pid_file="$data_dir/dnsmasq.pid"
 if [ -r "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
   report dhcp ok "dnsmasq pid $(cat "$pid_file")"
-else
-  # Only reserved addresses are handed out (one file per VM in dhcp-hosts);
-  # --port=0 turns DNS off.
-  # NOTE: dnsmasq keeps root because the reservations sit in the 0700 data
-  # folder; a group-readable folder for them would let it drop to nobody.
-  dnsmasq --conf-file=/dev/null --user=root --group=root --port=0 --bind-interfaces --interface="$bridge" --except-interface=lo \\
+# Only reserved addresses are handed out (one file per VM in dhcp-hosts);
+# --port=0 turns DNS off.
+# NOTE: dnsmasq keeps root because the reservations sit in the 0700 data
+# folder; a group-readable folder for them would let it drop to nobody.
+elif out=$(dnsmasq --conf-file=/dev/null --user=root --group=root --port=0 --bind-interfaces --interface="$bridge" --except-interface=lo \\
     --dhcp-range=${q(`${input.bridgeNetwork},static,${input.bridgeNetmask}`)} --dhcp-hostsdir="$data_dir/dhcp-hosts" \\
-    --dhcp-leasefile="$data_dir/dnsmasq.leases" --pid-file="$pid_file" --dhcp-authoritative
+    --dhcp-leasefile="$data_dir/dnsmasq.leases" --pid-file="$pid_file" --dhcp-authoritative 2>&1); then
   report dhcp changed 'started dnsmasq'
+else
+  report dhcp failed "dnsmasq did not start: $(printf '%s' "$out" | tr '\\n' ' ' | cut -c1-300)"
+  failed=1
 fi
 
-for part in firewall wireguard; do
-  if [ -x "$network_dir/restore-$part.sh" ]; then
-    "$network_dir/restore-$part.sh" >/dev/null
-    report "restore-$part" ok "loaded $network_dir/restore-$part.sh"
-  fi
-done
+if [ "$firewall_loaded" = 0 ]; then
+  echo 0 > /proc/sys/net/ipv4/ip_forward
+  report forwarding failed 'left off because the firewall did not load'
+elif [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]; then
+  report forwarding ok 'net.ipv4.ip_forward=1'
+else
+  echo 1 > /proc/sys/net/ipv4/ip_forward
+  report forwarding changed 'set net.ipv4.ip_forward=1'
+fi
+exit "$failed"
 `;
 }
 
@@ -114,6 +141,7 @@ done
 export function renderBootstrapScript(input: BootstrapScriptInput): string {
   const boot = renderBootScript(input);
   return `report() { printf 'item=%s|%s|%s\\n' "$1" "$2" "$3"; }
+boot_failed=0
 network_dir=${q(input.networkDir)}
 nginx_main=${q(input.nginxMainConfigPath)}
 nginx_site=${q(input.nginxSitePath)}
@@ -150,7 +178,7 @@ cat > "$network_dir/boot.sh.tmp" <<'VOME_BOOT_SCRIPT'
 ${boot}VOME_BOOT_SCRIPT
 chmod 0700 "$network_dir/boot.sh.tmp"
 mv -f "$network_dir/boot.sh.tmp" "$network_dir/boot.sh"
-"$network_dir/boot.sh"
+"$network_dir/boot.sh" || boot_failed=1
 
 if virsh -q -c qemu:///system version >/dev/null 2>&1; then
   report libvirt ok 'libvirtd answers'
@@ -219,6 +247,10 @@ VOME_UNIT
   fi
 else
   report boot-unit skipped "no systemd: run $network_dir/boot.sh at boot"
+fi
+if [ "$boot_failed" = 1 ]; then
+  echo "$network_dir/boot.sh failed: see the parts reported as failed" >&2
+  exit 3
 fi
 `;
 }

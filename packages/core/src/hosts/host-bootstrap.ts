@@ -13,7 +13,7 @@ import { type AddHostInput, addHost, type HostContext } from './hosts.js';
 /** One part of a host that bootstrap checked, and what it did about it. */
 export interface BootstrapItem {
   name: string;
-  status: 'ok' | 'changed' | 'skipped';
+  status: 'ok' | 'changed' | 'skipped' | 'failed';
   detail: string;
 }
 
@@ -71,7 +71,10 @@ export async function bootstrapHost(
   try {
     const result = await runner.run(script, { label: 'bootstrap', timeoutMs: 900_000, check: false });
     if (result.exitCode !== 0) {
-      const reason = result.stderr.trim().split('\n').slice(-3).join(' ');
+      const failures = parseItems(result.stdout)
+        .filter((item) => item.status === 'failed')
+        .map((item) => `${item.name}: ${item.detail}`);
+      const reason = [...failures, ...result.stderr.trim().split('\n').slice(-3)].join('; ');
       if (result.exitCode === 3) {
         throw new HostNotReadyError(`cannot bootstrap host "${input.name}": ${reason}`, { fields: { host: input.name } });
       }
@@ -116,7 +119,7 @@ function parseItems(stdout: string): BootstrapItem[] {
       continue;
     }
     const [name = '', status = '', ...detail] = line.slice('item='.length).split('|');
-    if (status === 'ok' || status === 'changed' || status === 'skipped') {
+    if (status === 'ok' || status === 'changed' || status === 'skipped' || status === 'failed') {
       items.push({ name, status, detail: detail.join('|') });
     }
   }

@@ -49,8 +49,10 @@ const DEFAULT_BRIDGE = 'br-haos';
 const DEFAULT_DATA_DIR = '/var/lib/vome/host';
 
 function requireAbsolutePath(field: string, value: string): string {
-  if (!value.startsWith('/') || value.includes('\n') || value.split('/').includes('..')) {
-    throw new InvalidInputError(`invalid ${field} "${value}": use an absolute path without ".." parts`);
+  // The path ends up in host scripts, systemd units and nginx files, so it is
+  // limited to characters that need no quoting in any of them.
+  if (!/^\/[A-Za-z0-9._/@+-]*$/.test(value) || value.split('/').includes('..')) {
+    throw new InvalidInputError(`invalid ${field} "${value}": use an absolute path of letters, digits and . _ / @ + - without ".." parts`);
   }
   return value.replace(/\/+$/, '') || '/';
 }

@@ -58,6 +58,7 @@ export const FIREWALL_CHAINS: readonly FirewallChain[] = [
   { family: 'ipv4', table: 'nat', name: 'VOME-POSTROUTING' },
   { family: 'ipv6', table: 'filter', name: 'VOME-FORWARD' },
   { family: 'ipv6', table: 'filter', name: 'VOME-INPUT' },
+  { family: 'bridge', table: 'filter', name: 'VOME-FORWARD' },
   { family: 'bridge', table: 'nat', name: 'VOME-POSTROUTING' },
   { family: 'bridge', table: 'nat', name: 'VOME-PREROUTING' },
 ];
@@ -69,6 +70,7 @@ export const FIREWALL_JUMPS: readonly FirewallJump[] = [
   { family: 'ipv4', table: 'nat', builtin: 'POSTROUTING', target: 'VOME-POSTROUTING' },
   { family: 'ipv6', table: 'filter', builtin: 'INPUT', target: 'VOME-INPUT' },
   { family: 'ipv6', table: 'filter', builtin: 'FORWARD', target: 'VOME-FORWARD' },
+  { family: 'bridge', table: 'filter', builtin: 'FORWARD', target: 'VOME-FORWARD' },
   { family: 'bridge', table: 'nat', builtin: 'PREROUTING', target: 'VOME-PREROUTING' },
   { family: 'bridge', table: 'nat', builtin: 'POSTROUTING', target: 'VOME-POSTROUTING' },
 ];
@@ -83,6 +85,11 @@ export const BRIDGE_CHAIN_POLICY = 'RETURN';
 const NGINX_PORTS = [80, 443];
 
 const ESTABLISHED = '-m conntrack --ctstate RELATED,ESTABLISHED';
+
+const LINK_LOCAL = '169.254.0.0/16';
+
+/** The prefix of every server's tap device name (see tapName). */
+const TAP_PREFIX = 'vm';
 
 /**
  * Interface names that iptables reads literally: 1–15 characters (the
@@ -180,6 +187,12 @@ export function renderFirewall(model: NetworkModel): FirewallRuleset {
   for (const { server, tunnel } of tunnels) {
     v4('VOME-FROM-VM', `-s ${server.ipv4}/32 -d ${tunnel.network} -o ${tunnel.interface} -j ACCEPT`);
   }
+  // Through the uplink a VM reaches the internet, but not the link-local
+  // range (cloud metadata services answer at 169.254.169.254) nor the
+  // host's blocked networks, such as its LAN and the control plane.
+  for (const network of [LINK_LOCAL, ...host.blockedNetworks]) {
+    v4('VOME-FROM-VM', `-d ${network} -j DROP`);
+  }
   v4('VOME-FROM-VM', `-o ${host.uplink} -j ACCEPT`);
   v4('VOME-FROM-VM', '-j DROP');
 
@@ -204,6 +217,10 @@ export function renderFirewall(model: NetworkModel): FirewallRuleset {
   }
 
   addBridgeRules(servers, (chain, rule) => add('bridge', 'nat', chain, rule));
+  // Frames between two VM taps never pass, even where the bridge does not
+  // hand them to iptables (net.bridge.bridge-nf-call-iptables=0). Tap names
+  // start with "vm" and a hex address, a prefix host settings reserve.
+  add('bridge', 'filter', 'VOME-FORWARD', `-i ${TAP_PREFIX}+ -o ${TAP_PREFIX}+ -j DROP`);
 
   return {
     v4: formatVomeChains('ipv4', families.ipv4),
@@ -267,6 +284,11 @@ function checkHost(host: NetworkHost): NetworkHost {
   requireInterfaceName('uplink', host.uplink);
   if (host.bridge === host.uplink) {
     throw new InvalidInputError(`host "${host.name}" uses "${host.bridge}" as both bridge and uplink: they must be different interfaces`);
+  }
+  for (const network of host.blockedNetworks) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(network)) {
+      throw new InvalidInputError(`invalid blocked network "${network}" of host "${host.name}": expected an aligned IPv4 network such as 192.168.0.0/16`);
+    }
   }
   return { ...host, bridgeAddress: canonicalAddress('bridge address', host.bridgeAddress) };
 }

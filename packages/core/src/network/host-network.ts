@@ -43,6 +43,7 @@ export function networkHost(host: Pick<Host, 'name' | 'bridge' | 'bridge_cidr' |
     bridgeAddress: bridge.address,
     bridgeNetwork: `${numberToIpv4(bridge.network)}/${bridge.prefix}`,
     uplink: host.uplink,
+    blockedNetworks: host.blocked_networks === '' ? [] : host.blocked_networks.split(','),
     haDomain: host.ha_domain,
     tlsCertificatePath: host.tls_certificate_path,
     tlsKeyPath: host.tls_key_path,

@@ -5,6 +5,7 @@ import type { Db } from '../db/connection.js';
 import type { Host } from '../db/schema.js';
 import { runnerForHost } from '../hosts/host-connection.js';
 import { getHost, type HostContext } from '../hosts/hosts.js';
+import { VomeError } from '../errors/index.js';
 import type { CommandRunner } from '../runner/command-runner.js';
 import { applyFirewall, diffFirewall, readFirewall, renderFirewall } from './firewall-host.js';
 import { buildNetworkModel, type ServerStateOverride } from './host-network.js';
@@ -54,13 +55,13 @@ export async function planHostNetwork(context: HostContext, name: string): Promi
 }
 
 /**
- * Brings a host's network in line with the database: checks the TLS
- * certificate first, then applies nginx, the firewall and WireGuard, each of
- * which changes nothing when already right. Records an audit event when
- * something changed.
+ * Brings a host's network in line with the database: applies the firewall,
+ * WireGuard, and, after checking the TLS certificate, nginx. Each part
+ * changes nothing when already right, and a failing part does not stop the
+ * others. Records an audit event when something changed.
  *
  * @throws InvalidInputError when the certificate does not fit the HA domain or
- *   nginx rejects the configuration; the host keeps its working configuration.
+ *   nginx rejects the configuration; nginx keeps its working configuration.
  */
 export async function applyHostNetwork(context: HostContext, actor: Actor, name: string): Promise<NetworkApplyResult> {
   const host = await getHost(context.db, name);
@@ -106,11 +107,36 @@ async function diffHost(runner: CommandRunner, model: NetworkModel): Promise<Pla
 }
 
 async function applyModel(runner: CommandRunner, model: NetworkModel): Promise<Record<NetworkPart, boolean>> {
-  await checkTlsCertificate(runner, model.host);
-  const nginx = await applyNginx(runner, model);
-  const firewall = await applyFirewall(runner, model);
-  const wireguard = await applyWireguard(runner, model);
-  return { firewall: firewall.changed, nginx: nginx.changed, wireguard: wireguard.changed };
+  const changed: Record<NetworkPart, boolean> = { firewall: false, nginx: false, wireguard: false };
+  const failures: unknown[] = [];
+  // Each part is applied even when another fails, so that removing a server
+  // or a peer reaches the firewall and WireGuard when, say, the certificate
+  // has expired. The certificate is checked before nginx only.
+  try {
+    changed.firewall = (await applyFirewall(runner, model)).changed;
+  } catch (error) {
+    failures.push(error);
+  }
+  try {
+    changed.wireguard = (await applyWireguard(runner, model)).changed;
+  } catch (error) {
+    failures.push(error);
+  }
+  try {
+    await checkTlsCertificate(runner, model.host);
+    changed.nginx = (await applyNginx(runner, model)).changed;
+  } catch (error) {
+    failures.push(error);
+  }
+
+  const [first, ...others] = failures;
+  if (first !== undefined) {
+    if (first instanceof VomeError && others.length > 0) {
+      first.fields.otherFailures = others.map((error) => (error instanceof Error ? error.message : String(error)));
+    }
+    throw first;
+  }
+  return changed;
 }
 
 /**

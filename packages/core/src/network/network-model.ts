@@ -18,8 +18,9 @@ export interface NetworkPeer {
 export interface NetworkTunnel {
   /** Interface name, e.g. vwg51820 (at most 15 characters). */
   interface: string;
-  /** UDP listen port; also the number of the interface's routing table. */
+  /** UDP listen port. */
   listenPort: number;
+  /** Number of the interface's own routing table. */
   table: number;
   /** Priority of the interface's `ip rule`s. */
   rulePriority: number;
@@ -57,6 +58,8 @@ export interface NetworkHost {
   bridgeNetwork: string;
   /** The interface that leads to the internet; outbound VM traffic is NATed to it. */
   uplink: string;
+  /** Networks a VM may not reach through the uplink, e.g. the host's LAN, as aligned CIDRs. */
+  blockedNetworks: string[];
   /** Servers answer at https://<subdomain>.<haDomain>. */
   haDomain: string;
   tlsCertificatePath: string;

@@ -13,6 +13,8 @@ export interface NetworkSettingsInput {
   nginxMainConfigPath?: string;
   tunnelNetwork?: string;
   tunnelPortStart?: number;
+  /** Comma-separated networks VMs may not reach through the uplink; "none" for none. */
+  blockedNetworks?: string;
 }
 
 /** The host columns that network settings fill. */
@@ -26,6 +28,7 @@ export type NetworkSettings = Pick<
   | 'nginx_main_config_path'
   | 'tunnel_network'
   | 'tunnel_port_start'
+  | 'blocked_networks'
 >;
 
 /** Defaults for a host whose settings were never given. */
@@ -38,10 +41,21 @@ export const DEFAULT_NETWORK_SETTINGS: NetworkSettings = {
   nginx_main_config_path: '/etc/nginx/nginx.conf',
   tunnel_network: '10.100.0.0/16',
   tunnel_port_start: 51_820,
+  blocked_networks: '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16',
 };
 
 // Interface names vome gives its own devices: VM taps and WireGuard interfaces.
 const RESERVED_INTERFACE_PREFIXES = ['vm', 'vwg'];
+
+// Tunnel networks must stay inside these, so they never take over public
+// addresses the host or its VMs need.
+const PRIVATE_RANGES = ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16'].map(parseCidrBlock);
+
+function parseCidrBlock(cidr: string): { network: number; broadcast: number } {
+  const [address = '', prefix = '0'] = cidr.split('/');
+  const size = 2 ** (32 - Number(prefix));
+  return { network: ipv4ToNumber(address), broadcast: ipv4ToNumber(address) + size - 1 };
+}
 
 // Paths end up inside nginx's configuration and host scripts, so they are
 // limited to characters that need no quoting in either.
@@ -70,6 +84,7 @@ export function resolveNetworkSettings(
     nginx_main_config_path: input.nginxMainConfigPath ?? current.nginx_main_config_path,
     tunnel_network: input.tunnelNetwork ?? current.tunnel_network,
     tunnel_port_start: input.tunnelPortStart ?? current.tunnel_port_start,
+    blocked_networks: input.blockedNetworks ?? current.blocked_networks,
   };
 
   if (settings.uplink !== '') {
@@ -87,12 +102,13 @@ export function resolveNetworkSettings(
   }
   settings.tunnel_network = requireTunnelNetwork(settings.tunnel_network, host);
   requireTunnelPorts(settings.tunnel_port_start);
+  settings.blocked_networks = requireBlockedNetworks(settings.blocked_networks);
   return settings;
 }
 
 function requireUplink(value: string, bridge: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(value)) {
-    throw new InvalidInputError(`invalid uplink "${value}": use an interface name of 1–15 letters, digits, '.', '_' or '-'`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(value)) {
+    throw new InvalidInputError(`invalid uplink "${value}": use an interface name of 1–15 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
   if (value === bridge) {
     throw new InvalidInputError(`invalid uplink "${value}": it is the VM bridge; give the interface that leads to the internet, such as eth0`);
@@ -127,9 +143,10 @@ function requireTunnelNetwork(value: string, host: Pick<Host, 'bridge_cidr' | 's
   if (ipv4ToNumber(network.address) !== network.network) {
     throw new InvalidInputError(`invalid tunnel network "${value}": the address is not the network's first address; did you mean ${aligned}?`);
   }
-  const first = network.network >>> 24;
-  if (first === 0 || first === 127 || first >= 224) {
-    throw new InvalidInputError(`invalid tunnel network "${value}": use a private range such as 10.100.0.0/16`);
+  if (!PRIVATE_RANGES.some((range) => network.network >= range.network && network.broadcast <= range.broadcast)) {
+    throw new InvalidInputError(
+      `invalid tunnel network "${value}": use a range inside 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12 or 192.168.0.0/16, such as 10.100.0.0/16`,
+    );
   }
   const bridge = parseCidr(host.bridge_cidr);
   if (network.network <= bridge.broadcast && bridge.network <= network.broadcast) {
@@ -144,6 +161,22 @@ function requireTunnelNetwork(value: string, host: Pick<Host, 'bridge_cidr' | 's
     }
   }
   return aligned;
+}
+
+function requireBlockedNetworks(value: string): string {
+  if (value === '' || value === 'none') {
+    return '';
+  }
+  const networks = value.split(',').map((entry) => entry.trim());
+  for (const entry of networks) {
+    const network = parseCidr(entry);
+    if (ipv4ToNumber(network.address) !== network.network) {
+      throw new InvalidInputError(
+        `invalid blocked network "${entry}": the address is not the network's first address; did you mean ${numberToIpv4(network.network)}/${network.prefix}?`,
+      );
+    }
+  }
+  return networks.join(',');
 }
 
 function requireTunnelPorts(start: number): void {

@@ -7,6 +7,12 @@ import type { NetworkTunnel } from './network-model.js';
 /** Priority of slot 0's `ip rule`s; slot n uses this plus n. */
 const RULE_PRIORITY_BASE = 10_000;
 
+/**
+ * Routing table of slot 0; slot n uses this plus n. It is far from the small
+ * numbers admins pick and from wg-quick's default table, 51820.
+ */
+const TABLE_BASE = 1_000_000;
+
 /** Returns the folder on the host where vome keeps its network state. */
 export function networkDir(host: Pick<Host, 'data_dir'>): string {
   return `${host.data_dir}/network`;
@@ -24,12 +30,12 @@ export function tunnelSlotCount(host: Pick<Host, 'tunnel_network' | 'tunnel_port
 
 /**
  * Describes the WireGuard interface of a server's slot: interface vwg<port>,
- * routing table <port>, the slot's /24 of the tunnel network with the host
+ * its own routing table, the slot's /24 of the tunnel network with the host
  * at .1, and peers at their own /32s.
  *
  * @example
  * // tunnel network 10.100.0.0/16, ports from 51820, slot 3:
- * // vwg51823, table 51823, 10.100.3.0/24, host address 10.100.3.1
+ * // vwg51823, table 1000003, 10.100.3.0/24, host address 10.100.3.1
  */
 export function tunnelForSlot(
   host: Pick<Host, 'data_dir' | 'tunnel_network' | 'tunnel_port_start'>,
@@ -43,7 +49,7 @@ export function tunnelForSlot(
   return {
     interface: name,
     listenPort,
-    table: listenPort,
+    table: TABLE_BASE + slot,
     rulePriority: RULE_PRIORITY_BASE + slot,
     network: `${numberToIpv4(base)}/24`,
     address: numberToIpv4(base + 1),

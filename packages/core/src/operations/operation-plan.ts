@@ -3,11 +3,12 @@ import type { OperationKind, ServerState } from '../db/schema.js';
 /**
  * The steps of each operation, in order. Every step is idempotent. The
  * network is applied before a VM starts, so its firewall rules are in place
- * from its first packet, and rebuild gives the server a new WireGuard key.
+ * from its first packet (start too: after a host's reboot its saved rules
+ * may not have loaded), and rebuild gives the server a new WireGuard key.
  */
 export const OPERATION_STEPS: Record<OperationKind, readonly string[]> = {
   create: ['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain'],
-  start: ['start-domain'],
+  start: ['apply-network', 'start-domain'],
   stop: ['stop-domain'],
   suspend: ['stop-domain', 'apply-network'],
   resume: ['apply-network', 'start-domain'],

@@ -5,11 +5,12 @@ import type { Db } from '../../../src/db/connection.js';
 import { listMigrations, migrateToLatest } from '../../../src/db/migrate.js';
 import * as initialSchema from '../../../src/db/migrations/2026-12-04-0001-initial-schema.js';
 import * as hostNetwork from '../../../src/db/migrations/2026-12-04-0002-host-network.js';
+import * as blockedNetworks from '../../../src/db/migrations/2026-12-05-0003-blocked-networks.js';
 import { ADMIN, rejection } from '../../support/fixtures.js';
 import { TestDatabase } from '../../support/test-database.js';
 
 const TABLES = ['accounts', 'address_allocations', 'audit_events', 'hosts', 'image_placements', 'images', 'operations', 'servers', 'tunnel_peers'];
-const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network'];
+const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network', '2026-12-05-0003-blocked-networks'];
 
 const database = new TestDatabase();
 
@@ -32,7 +33,12 @@ async function tableNames(db: Db): Promise<string[]> {
 function downMigrator(db: Db): Migrator {
   return new Migrator({
     db,
-    provider: { getMigrations: async () => ({ '2026-12-04-0001-initial-schema': initialSchema, '2026-12-04-0002-host-network': hostNetwork }) },
+    provider: { getMigrations: async () => ({
+        '2026-12-04-0001-initial-schema': initialSchema,
+        '2026-12-04-0002-host-network': hostNetwork,
+        '2026-12-05-0003-blocked-networks': blockedNetworks,
+      }),
+    },
   });
 }
 
@@ -56,7 +62,7 @@ describe('migrations', () => {
     expect(down.error).toBeUndefined();
     expect(down.results).toEqual([...MIGRATIONS].reverse().map((migrationName) => ({ migrationName, direction: 'Down', status: 'Success' })));
     expect(await tableNames(db)).toEqual([]);
-    expect((await listMigrations(db)).map((migration) => migration.appliedAt)).toEqual([null, null]);
+    expect((await listMigrations(db)).map((migration) => migration.appliedAt)).toEqual(MIGRATIONS.map(() => null));
 
     const up = await migrateToLatest(db);
     expect(up.results).toEqual(MIGRATIONS.map((migrationName) => ({ migrationName, direction: 'Up', status: 'Success' })));

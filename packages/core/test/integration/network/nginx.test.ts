@@ -143,6 +143,7 @@ describe.runIf(tools)('nginx edge', () => {
     bridgeAddress: '10.232.0.1',
     bridgeNetwork: '10.232.0.0/24',
     uplink: 've-net',
+    blockedNetworks: [],
     haDomain: 'ha.test',
     tlsCertificatePath: join(tls, 'wildcard.pem'),
     tlsKeyPath: join(tls, 'wildcard.key'),

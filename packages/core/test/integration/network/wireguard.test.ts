@@ -119,6 +119,7 @@ function networkHost(networkDir: string): NetworkModel['host'] {
     bridgeAddress: '10.233.71.1',
     bridgeNetwork: '10.233.71.0/24',
     uplink: 'up0',
+    blockedNetworks: [],
     haDomain: 'ha.test',
     tlsCertificatePath: join(networkDir, 'tls.pem'),
     tlsKeyPath: join(networkDir, 'tls.key'),

@@ -365,7 +365,7 @@ describe('runOperation', () => {
 
     const results = await Promise.all(Array.from({ length: 12 }, () => setup.run('start', handlers, { wait: true })));
 
-    expect(log).toEqual(Array.from({ length: 12 }, () => ['begin:start-domain', 'end:start-domain']).flat());
+    expect(log).toEqual(Array.from({ length: 12 }, () => ['begin:apply-network', 'end:apply-network', 'begin:start-domain', 'end:start-domain']).flat());
     expect(new Set(results.map((result) => result.operation.id)).size).toBe(12);
   });
 

@@ -10,6 +10,7 @@ const HOST: NetworkHost = {
   bridgeAddress: '10.232.0.1',
   bridgeNetwork: '10.232.0.0/24',
   uplink: 'eth0',
+  blockedNetworks: [],
   haDomain: 'ha.example.test',
   tlsCertificatePath: '/etc/vome/tls/ha.crt',
   tlsKeyPath: '/etc/vome/tls/ha.key',
@@ -135,7 +136,7 @@ const GARAGE_TAP: TapRules = {
   dropTo: '-A VOME-POSTROUTING -o vm0ae8000b -j DROP',
 };
 
-const BRIDGE_CHAINS = ['*nat', ':VOME-POSTROUTING RETURN', ':VOME-PREROUTING RETURN'];
+const BRIDGE_CHAINS = ['*filter', ':VOME-FORWARD RETURN', '-A VOME-FORWARD -i vm+ -o vm+ -j DROP', '*nat', ':VOME-POSTROUTING RETURN', ':VOME-PREROUTING RETURN'];
 
 const MULTICAST_TO_TAPS = '-A VOME-POSTROUTING -d Multicast -j RETURN';
 
@@ -170,6 +171,7 @@ const NO_SERVERS: FirewallRuleset = {
     '*filter',
     ...FILTER_CHAINS,
     ...BRIDGE_FORWARD,
+    '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
     '-A VOME-FROM-VM -o eth0 -j ACCEPT',
     '-A VOME-FROM-VM -j DROP',
     ...BRIDGE_INPUT,
@@ -191,6 +193,7 @@ const KITCHEN_ONLY: FirewallRuleset = {
     '*filter',
     ...FILTER_CHAINS,
     ...BRIDGE_FORWARD,
+    '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
     '-A VOME-FROM-VM -o eth0 -j ACCEPT',
     '-A VOME-FROM-VM -j DROP',
     ...BRIDGE_INPUT,
@@ -217,6 +220,7 @@ const GARAGE_ONLY: FirewallRuleset = {
     '-A VOME-FORWARD -i vwg51820 -j DROP',
     '-A VOME-FORWARD -o vwg51820 -j DROP',
     '-A VOME-FROM-VM -s 10.232.0.11/32 -d 10.100.0.0/24 -o vwg51820 -j ACCEPT',
+    '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
     '-A VOME-FROM-VM -o eth0 -j ACCEPT',
     '-A VOME-FROM-VM -j DROP',
     ...BRIDGE_INPUT,
@@ -247,6 +251,7 @@ const BOTH: FirewallRuleset = {
     '-A VOME-FORWARD -i vwg51820 -j DROP',
     '-A VOME-FORWARD -o vwg51820 -j DROP',
     '-A VOME-FROM-VM -s 10.232.0.11/32 -d 10.100.0.0/24 -o vwg51820 -j ACCEPT',
+    '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
     '-A VOME-FROM-VM -o eth0 -j ACCEPT',
     '-A VOME-FROM-VM -j DROP',
     ...BRIDGE_INPUT,
@@ -312,7 +317,8 @@ describe('renderFirewall', () => {
     expect(tables.get('filter')?.rules.get('VOME-FROM-VM')).toEqual([
       '-A VOME-FROM-VM -s 10.232.0.10/32 -d 10.100.1.0/24 -o vwg51821 -j ACCEPT',
       '-A VOME-FROM-VM -s 10.232.0.11/32 -d 10.100.0.0/24 -o vwg51820 -j ACCEPT',
-      '-A VOME-FROM-VM -o eth0 -j ACCEPT',
+      '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
+    '-A VOME-FROM-VM -o eth0 -j ACCEPT',
       '-A VOME-FROM-VM -j DROP',
     ]);
   });
@@ -411,15 +417,29 @@ describe('diffFirewall', () => {
     expect(diffFirewall(desired, onHost(desired))).toEqual([]);
   });
 
+  it('blocks host networks before the uplink', () => {
+    const blocked = renderFirewall({ host: { ...HOST, blockedNetworks: ['10.0.0.0/8', '192.168.0.0/16'] }, servers: [] }).v4.split('\n');
+    const uplink = blocked.indexOf('-A VOME-FROM-VM -o eth0 -j ACCEPT');
+    expect(blocked.slice(uplink - 3, uplink)).toEqual([
+      '-A VOME-FROM-VM -d 169.254.0.0/16 -j DROP',
+      '-A VOME-FROM-VM -d 10.0.0.0/8 -j DROP',
+      '-A VOME-FROM-VM -d 192.168.0.0/16 -j DROP',
+    ]);
+  });
+
+  it('rejects a blocked network that is not a CIDR', () => {
+    expect(() => renderFirewall({ host: { ...HOST, blockedNetworks: ['10.0.0.0/8 -j ACCEPT'] }, servers: [] })).toThrow('invalid blocked network "10.0.0.0/8 -j ACCEPT"');
+  });
+
   it('lists every chain, rule and jump for an empty host', () => {
     const empty: HostFirewall = { v4: '', v6: '', bridge: '', jumps: FIREWALL_JUMPS.map((jump) => ({ ...jump, positions: [] })) };
     const changes = diffFirewall(desired, empty);
     const ruleCount = [desired.v4, desired.v6, desired.bridge].flatMap((family) => family.split('\n')).filter((line) => line.startsWith('-A ')).length;
 
     expect(changes.filter((change) => change.action === 'remove')).toEqual([]);
-    expect(changes.filter((change) => change.item.includes(' -N '))).toHaveLength(10);
+    expect(changes.filter((change) => change.item.includes(' -N '))).toHaveLength(11);
     expect(changes.filter((change) => change.item.includes(' -A '))).toHaveLength(ruleCount);
-    expect(changes.filter((change) => change.item.includes(' -I '))).toHaveLength(7);
+    expect(changes.filter((change) => change.item.includes(' -I '))).toHaveLength(8);
   });
 
   it('lists the rules of an added server', () => {

@@ -10,6 +10,7 @@ const HOST: NetworkHost = {
   bridgeAddress: '10.232.0.1',
   bridgeNetwork: '10.232.0.0/24',
   uplink: 'eth0',
+  blockedNetworks: [],
   haDomain: 'ha.example.test',
   tlsCertificatePath: '/etc/vome/tls/fullchain.pem',
   tlsKeyPath: '/etc/vome/tls/privkey.pem',

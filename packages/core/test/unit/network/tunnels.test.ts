@@ -9,7 +9,7 @@ describe('tunnelForSlot', () => {
     expect(tunnel).toEqual({
       interface: 'vwg51823',
       listenPort: 51_823,
-      table: 51_823,
+      table: 1_000_003,
       rulePriority: 10_003,
       network: '10.100.3.0/24',
       address: '10.100.3.1',

@@ -57,6 +57,7 @@ function model(servers: NetworkServer[]): NetworkModel {
       bridgeAddress: '10.232.0.1',
       bridgeNetwork: '10.232.0.0/24',
       uplink: 'eth0',
+      blockedNetworks: [],
       haDomain: 'ha.example',
       tlsCertificatePath: '/etc/vome/tls/cert.pem',
       tlsKeyPath: '/etc/vome/tls/key.pem',

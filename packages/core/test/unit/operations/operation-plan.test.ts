@@ -18,7 +18,7 @@ describe('OPERATION_STEPS', () => {
 
   it.each([
     ['create', ['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain']],
-    ['start', ['start-domain']],
+    ['start', ['apply-network', 'start-domain']],
     ['stop', ['stop-domain']],
     ['suspend', ['stop-domain', 'apply-network']],
     ['resume', ['apply-network', 'start-domain']],
@@ -43,7 +43,7 @@ describe('OPERATION_STEPS', () => {
   });
 
   it('applies the network before the domain starts', () => {
-    for (const kind of ['create', 'rebuild', 'resume'] as const) {
+    for (const kind of ['create', 'start', 'rebuild', 'resume'] as const) {
       const steps = OPERATION_STEPS[kind];
       expect(steps.indexOf('apply-network')).toBeLessThan(steps.indexOf('start-domain'));
     }

@@ -57,6 +57,7 @@ const HOST: Host = {
   nginx_main_config_path: '/etc/nginx/nginx.conf',
   tunnel_network: '10.100.0.0/16',
   tunnel_port_start: 51820,
+  blocked_networks: '',
   created_at: new Date('2026-12-04T09:00:00Z'),
   checked_at: null,
   removed_at: null,
