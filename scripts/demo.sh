@@ -5,10 +5,7 @@
 # plays the internet), builds the test appliance image that stands in for
 # Home Assistant OS, bootstraps and enrols the host, registers the image and
 # an account, and creates a server behind the host's firewall, nginx and
-# WireGuard, then prints `vome server show demo --json
-uplink_address=$(value UPLINK_ADDR)
-log "try: ip netns exec $(value NET_NS) curl --cacert $(value TLS_CA) --resolve demo.$(value HA_DOMAIN):443:${uplink_address%/*} https://demo.$(value HA_DOMAIN)/"
-log "(the appliance answers about 10 s after its VM starts)"` and the curl command
+# WireGuard, then prints `vome server show demo --json` and the curl command
 # that reaches it over HTTPS from the internet namespace. Run it again and it
 # reuses all of that.
 set -euo pipefail
@@ -52,10 +49,7 @@ fi
 if ! vome account show demo >/dev/null 2>&1; then
   vome account add demo --name "Demo Household" --email demo@example.org
 fi
-if ! state=$(vome server show demo --json
-uplink_address=$(value UPLINK_ADDR)
-log "try: ip netns exec $(value NET_NS) curl --cacert $(value TLS_CA) --resolve demo.$(value HA_DOMAIN):443:${uplink_address%/*} https://demo.$(value HA_DOMAIN)/"
-log "(the appliance answers about 10 s after its VM starts)" 2>/dev/null | sed -n 's/^  "state": "\(.*\)",$/\1/p'); then
+if ! state=$(vome server show demo --json 2>/dev/null | sed -n 's/^  "state": "\(.*\)",$/\1/p'); then
   vome server create demo --account demo --host demo-host --image appliance --memory 512 --disk 1 --vcpus 1
 elif [ "$state" = stopped ]; then
   vome server start demo
@@ -68,4 +62,4 @@ fi
 vome server show demo --json
 uplink_address=$(value UPLINK_ADDR)
 log "try: ip netns exec $(value NET_NS) curl --cacert $(value TLS_CA) --resolve demo.$(value HA_DOMAIN):443:${uplink_address%/*} https://demo.$(value HA_DOMAIN)/"
-log "(the appliance answers about 10 s after its VM starts)"
+log "(the appliance answers about 10 s after its VM starts; after a test run, \`node packages/cli/bin/run.js host apply demo-host\` restores the demo's routes)"

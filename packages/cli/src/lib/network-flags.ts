@@ -3,7 +3,7 @@ import type { NetworkSettingsInput } from '@vome/core';
 
 /** Flags that set a host's network: shared by `host add` and `host set`. */
 export const networkFlags = {
-  uplink: Flags.string({ summary: 'Interface that leads to the internet; VM traffic leaves through it with NAT (add: default: the default route\'s interface).' }),
+  uplink: Flags.string({ summary: 'Interface that leads to the internet; VM traffic leaves through it with NAT. When enrolling, the default is the interface of the host\'s default route.' }),
   'ha-domain': Flags.string({ summary: 'Domain under which servers answer, as https://<subdomain>.<ha-domain>.' }),
   'tls-cert': Flags.string({ summary: 'Path on the host of the certificate chain covering *.<ha-domain> (PEM).' }),
   'tls-key': Flags.string({ summary: 'Path on the host of the certificate\'s private key (PEM).' }),

@@ -177,6 +177,9 @@ export function renderFirewall(model: NetworkModel): FirewallRuleset {
   // before learning, and these rules stay as a second check.
   for (const server of servers) {
     const port = `-m physdev --physdev-in ${server.tap} -m mac --mac-source ${server.mac}`;
+    // A DHCP message names its client by chaddr, not by the frame's source:
+    // without this rule a VM could decline or release another VM's address.
+    v4('VOME-SPOOF', `-p udp -m physdev --physdev-in ${server.tap} -m udp --dport 67 -m u32 ! --u32 ${dhcpClientMatch(server.mac)} -j DROP`);
     v4('VOME-SPOOF', `-s ${server.ipv4}/32 ${port} -j RETURN`);
     v4('VOME-SPOOF', `-s 0.0.0.0/32 -p udp ${port} -m udp --sport 68 --dport 67 -j RETURN`);
   }
@@ -263,6 +266,19 @@ function addBridgeRules(servers: readonly NetworkServer[], add: (chain: string, 
   add('VOME-POSTROUTING', '-d Multicast -j RETURN');
   servers.forEach((server) => add('VOME-POSTROUTING', `-d ${server.mac} -o ${server.tap} -j RETURN`));
   servers.forEach((server) => add('VOME-POSTROUTING', `-o ${server.tap} -j DROP`));
+}
+
+/**
+ * Returns a u32 match, in the form `iptables -S` prints it, that is true when
+ * a DHCP message's chaddr is `mac`. chaddr starts 28 bytes into the BOOTP
+ * message, which follows the IP header (its length is read from the packet)
+ * and the 8-byte UDP header: bytes 36–39 and 40–41 after the IP header.
+ */
+function dhcpClientMatch(mac: string): string {
+  const hex = mac.replaceAll(':', '');
+  const high = Number.parseInt(hex.slice(0, 8), 16).toString(16);
+  const low = Number.parseInt(hex.slice(8), 16).toString(16);
+  return `"0x0>>0x16&0x3c@0x24=0x${high}&&0x0>>0x16&0x3c@0x28>>0x10=0x${low}"`;
 }
 
 /** Returns one family's tables with all of vome's chains declared and empty. */

@@ -56,7 +56,7 @@ export function requireWireguardKey(value: string, what: string): string {
     {
       hints: [
         'base64url keys (with "-" or "_") and keys without the "=" padding are not accepted',
-        'create keys with `wg genkey` and `wg pubkey`, or let vome generate them',
+        'create a key pair with `wg genkey | tee peer.key | wg pubkey` and pass the printed public key',
       ],
     },
   );

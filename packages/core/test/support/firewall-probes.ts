@@ -30,7 +30,8 @@ if (protocol === 'tcp') {
   server.listen(Number(port), address, () => process.stdout.write('listening\\n'));
 } else {
   const socket = require('node:dgram').createSocket('udp4');
-  socket.on('message', (message, remote) => report(remote.address, message.toString()));
+  // On the DHCP port the text follows a 44-byte BOOTP-like head (see dhcpPayload).
+  socket.on('message', (message, remote) => report(remote.address, (Number(port) === 67 ? message.subarray(44) : message).toString()));
   socket.bind(Number(port), address, () => process.stdout.write('listening\\n'));
 }`;
 
@@ -41,18 +42,23 @@ socket.setTimeout(Number(timeout), () => { process.stdout.write('timeout'); proc
 socket.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
 socket.on('error', (error) => { process.stdout.write(error.code === 'ECONNREFUSED' ? 'refused' : 'error ' + error.code); process.exit(0); });`;
 
-const UDP_CLIENT = `
-const [address, port, data, source] = process.argv.slice(1);
+// A DHCP-like payload: 28 bytes of filler, then chaddr (16 bytes: the MAC,
+// zero-padded) where a DHCP message has it, then the text.
+const DHCP_PAYLOAD = `
+const dhcpPayload = (chaddr, data) => chaddr ? Buffer.concat([Buffer.alloc(28, 0x2d), Buffer.from(chaddr.padEnd(32, '0'), 'hex'), Buffer.from(data)]) : data;`;
+
+const UDP_CLIENT = `${DHCP_PAYLOAD}
+const [address, port, data, source, chaddr] = process.argv.slice(1);
 const socket = require('node:dgram').createSocket('udp4');
-const send = () => socket.send(data, Number(port), address, (error) => { if (error) throw error; socket.close(); });
+const send = () => socket.send(dhcpPayload(chaddr, data), Number(port), address, (error) => { if (error) throw error; socket.close(); });
 if (source) socket.bind(0, source, send); else send();`;
 
-const DHCP_CLIENT = `
-const [data] = process.argv.slice(1);
+const DHCP_CLIENT = `${DHCP_PAYLOAD}
+const [data, chaddr] = process.argv.slice(1);
 const socket = require('node:dgram').createSocket('udp4');
 socket.bind(68, '0.0.0.0', () => {
   socket.setBroadcast(true);
-  socket.send(data, 67, '255.255.255.255', (error) => { if (error) throw error; socket.close(); });
+  socket.send(dhcpPayload(chaddr, data), 67, '255.255.255.255', (error) => { if (error) throw error; socket.close(); });
 });`;
 
 
@@ -132,19 +138,23 @@ export async function tcpProbe(namespace: string, address: string, port: number,
   return result.stdout;
 }
 
-/** Sends one UDP datagram from a namespace, optionally from a given source address. */
-export async function udpSend(namespace: string, address: string, port: number, data: string, source = ''): Promise<void> {
-  await execa('ip', ['netns', 'exec', namespace, process.execPath, '-e', UDP_CLIENT, address, String(port), data, source]);
+/**
+ * Sends one UDP datagram from a namespace, optionally from a given source
+ * address. With `chaddr` (a MAC), the text follows a DHCP-like head that
+ * names that MAC as the client.
+ */
+export async function udpSend(namespace: string, address: string, port: number, data: string, source = '', chaddr = ''): Promise<void> {
+  await execa('ip', ['netns', 'exec', namespace, process.execPath, '-e', UDP_CLIENT, address, String(port), data, source, chaddr.replaceAll(':', '')]);
 }
 
 /**
  * Sends one UDP datagram the way a DHCP client does: from port 68 to
  * 255.255.255.255 port 67. The kernel sends it from 0.0.0.0 when the
  * namespace has no IPv4 address but has a route to 255.255.255.255.
- * The payload is `data`, not a DHCP message.
+ * The payload is `data` after a DHCP-like head naming `chaddr` as the client.
  */
-export async function dhcpClientSend(namespace: string, data: string): Promise<void> {
-  await execa('ip', ['netns', 'exec', namespace, process.execPath, '-e', DHCP_CLIENT, data]);
+export async function dhcpClientSend(namespace: string, data: string, chaddr: string): Promise<void> {
+  await execa('ip', ['netns', 'exec', namespace, process.execPath, '-e', DHCP_CLIENT, data, chaddr.replaceAll(':', '')]);
 }
 
 /**

@@ -40,6 +40,9 @@ export default class HostCheck extends BaseCommand {
       for (const problem of problems) {
         process.stderr.write(`problem: ${problem}\n`);
       }
+      if ((drift ?? []).length > 0) {
+        process.stderr.write(`hint: run \`vome host plan ${result.host.name}\` to review and \`vome host apply ${result.host.name}\` to repair the drift\n`);
+      }
       if (this.jsonEnabled()) {
         this.logJson(json);
       }

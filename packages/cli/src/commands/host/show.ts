@@ -18,12 +18,16 @@ export default class HostShow extends BaseCommand {
     const addresses = await db.selectFrom('address_allocations').select((eb) => eb.fn.countAll<string>().as('count')).where('host_id', '=', host.id).executeTakeFirstOrThrow();
     const json = { ...hostJson(host), servers: Number(servers.count), addressesInUse: Number(addresses.count) };
     if (!this.jsonEnabled()) {
-      const rows = Object.entries(json).map(([key, value]): [string, string | number | null] => {
+      const { network, ...fields } = json;
+      const rows = Object.entries(fields).map(([key, value]): [string, string | number | null] => {
         if (key === 'range') {
           return [key, `${json.range.start}–${json.range.end}`];
         }
         return [key, value as string | number | null];
       });
+      for (const [key, value] of Object.entries(network)) {
+        rows.push([key, Array.isArray(value) ? value.join(', ') || '(none)' : value || '(not set)']);
+      }
       this.log(table(['FIELD', 'VALUE'], rows));
     }
     return json;

@@ -31,15 +31,12 @@ async function tableNames(db: Db): Promise<string[]> {
 }
 
 function downMigrator(db: Db): Migrator {
-  return new Migrator({
-    db,
-    provider: { getMigrations: async () => ({
-        '2026-12-04-0001-initial-schema': initialSchema,
-        '2026-12-04-0002-host-network': hostNetwork,
-        '2026-12-05-0003-blocked-networks': blockedNetworks,
-      }),
-    },
-  });
+  const migrations = {
+    '2026-12-04-0001-initial-schema': initialSchema,
+    '2026-12-04-0002-host-network': hostNetwork,
+    '2026-12-05-0003-blocked-networks': blockedNetworks,
+  };
+  return new Migrator({ db, provider: { getMigrations: async () => migrations } });
 }
 
 describe('migrations', () => {

@@ -238,9 +238,9 @@ function neighbourMac(address: string): string | null {
 }
 
 /** Sends a UDP datagram and returns the address the listener saw it from, or null when it did not arrive. */
-async function udpArrival(from: TestNamespace, listener: Listener, address: string, port: number, source = ''): Promise<string | null> {
+async function udpArrival(from: TestNamespace, listener: Listener, address: string, port: number, source = '', chaddr = ''): Promise<string | null> {
   const data = marker();
-  await udpSend(from.name, address, port, data, source);
+  await udpSend(from.name, address, port, data, source, chaddr);
   return (await listener.waitForData(data))?.from ?? null;
 }
 
@@ -452,7 +452,11 @@ describe.runIf(tools)('traffic from a server', () => {
   });
 
   it('lets A reach DHCP on the host', async () => {
-    expect(await udpArrival(tenantA, listener('dhcp'), BRIDGE_ADDRESS, 67)).toBe(SERVER_A.ipv4);
+    expect(await udpArrival(tenantA, listener('dhcp'), BRIDGE_ADDRESS, 67, '', SERVER_A.mac)).toBe(SERVER_A.ipv4);
+  });
+
+  it("does not let A send DHCP in B's name", async () => {
+    expect(await udpArrival(tenantA, listener('dhcp'), BRIDGE_ADDRESS, 67, '', SERVER_B.mac)).toBeNull();
   });
 
   it("lets the host connect to A's Home Assistant port", async () => {
@@ -662,7 +666,7 @@ ip neigh flush dev eth0`,
     it('reaches the DHCP port from 0.0.0.0', async () => {
       const data = marker();
 
-      await dhcpClientSend(tenantA.name, data);
+      await dhcpClientSend(tenantA.name, data, SERVER_A.mac);
 
       expect((await listener('dhcp').waitForData(data))?.from).toBe('0.0.0.0');
     });

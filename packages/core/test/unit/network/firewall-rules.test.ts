@@ -73,11 +73,13 @@ const BRIDGE_INPUT = [
 const NGINX_INPUT = ['-A VOME-INPUT -p tcp -m tcp --dport 80 -j ACCEPT', '-A VOME-INPUT -p tcp -m tcp --dport 443 -j ACCEPT'];
 
 const KITCHEN_SPOOF = [
+  '-A VOME-SPOOF -p udp -m physdev --physdev-in vm0ae8000a -m udp --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x5254001a&&0x0>>0x16&0x3c@0x28>>0x10=0x2b3c" -j DROP',
   '-A VOME-SPOOF -s 10.232.0.10/32 -m physdev --physdev-in vm0ae8000a -m mac --mac-source 52:54:00:1a:2b:3c -j RETURN',
   '-A VOME-SPOOF -s 0.0.0.0/32 -p udp -m physdev --physdev-in vm0ae8000a -m mac --mac-source 52:54:00:1a:2b:3c -m udp --sport 68 --dport 67 -j RETURN',
 ];
 
 const GARAGE_SPOOF = [
+  '-A VOME-SPOOF -p udp -m physdev --physdev-in vm0ae8000b -m udp --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x5254001a&&0x0>>0x16&0x3c@0x28>>0x10=0x2b3d" -j DROP',
   '-A VOME-SPOOF -s 10.232.0.11/32 -m physdev --physdev-in vm0ae8000b -m mac --mac-source 52:54:00:1a:2b:3d -j RETURN',
   '-A VOME-SPOOF -s 0.0.0.0/32 -p udp -m physdev --physdev-in vm0ae8000b -m mac --mac-source 52:54:00:1a:2b:3d -m udp --sport 68 --dport 67 -j RETURN',
 ];
@@ -566,6 +568,7 @@ describe('diffFirewall', () => {
     const after = renderFirewall({ host: HOST, servers });
 
     expect(diffFirewall(after, onHost(before)).map((change) => change.item)).toEqual([
+      'ipv4 -A VOME-SPOOF -p udp -m physdev --physdev-in vm000001f4 -m udp --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x52540000&&0x0>>0x16&0x3c@0x28>>0x10=0x1f4" -j DROP',
       'ipv4 -A VOME-SPOOF -s 10.232.1.254/32 -m physdev --physdev-in vm000001f4 -m mac --mac-source 52:54:00:00:01:f4 -j RETURN',
       'ipv4 -A VOME-SPOOF -s 0.0.0.0/32 -p udp -m physdev --physdev-in vm000001f4 -m mac --mac-source 52:54:00:00:01:f4 -m udp --sport 68 --dport 67 -j RETURN',
       'ipv4 -t nat -A VOME-POSTROUTING -s 10.232.1.254/32 -o eth0 -j MASQUERADE',

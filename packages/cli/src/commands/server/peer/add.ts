@@ -22,7 +22,7 @@ export default class ServerPeerAdd extends BaseCommand {
     const { addTunnelPeer } = await import('@vome/core');
     const result = await addTunnelPeer(await this.context(), this.adminActor(), { server: args.server, name: flags.name, publicKey: flags['public-key'] });
     this.log(
-      `added peer ${result.peer.name} to ${result.server} at ${result.peer.ipv4}/32: server key ${result.tunnel.publicKey}, port ${result.tunnel.listenPort}, allowed IPs ${result.tunnel.network} and ${result.serverAddress}/32`,
+      `added peer ${result.peer.name} to ${result.server} at ${result.peer.ipv4}/32: server key ${result.tunnel.publicKey}, endpoint <host's public address>:${result.tunnel.listenPort}, allowed IPs ${result.tunnel.network} and ${result.serverAddress}/32`,
     );
     return peerJson(result.server, result.serverAddress, result.tunnel, result.peer.name);
   }
