@@ -3,6 +3,7 @@
 export * from './accounts/accounts.js';
 export * from './audit/actor.js';
 export * from './audit/audit-log.js';
+export * from './billing/redemption-codes.js';
 export * from './config/config.js';
 export * from './db/connection.js';
 export * from './db/embedded-postgres.js';

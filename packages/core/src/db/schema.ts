@@ -152,6 +152,40 @@ export interface TunnelPeersTable {
   created_at: Timestamp;
 }
 
+export interface RedemptionCodesTable {
+  id: Generated<string>;
+  /** SHA-256 of the code, hex; the code itself is never stored. */
+  code_hash: string;
+  /** The code's first characters, unique, so an admin can name it. */
+  prefix: string;
+  plan: string;
+  trial_days: number;
+  max_uses: number;
+  uses: Generated<number>;
+  expires_at: Timestamp;
+  revoked_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface CodeRedemptionsTable {
+  code_id: string;
+  account_id: string;
+  source_address: string | null;
+  redeemed_at: Timestamp;
+}
+
+export type SubscriptionStatus = 'trial' | 'active' | 'past_due' | 'cancelled';
+
+export interface SubscriptionsTable {
+  id: Generated<string>;
+  account_id: string;
+  plan: string;
+  status: SubscriptionStatus;
+  trial_ends_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface AuditEventsTable {
   id: ColumnType<string, never, never>;
   occurred_at: Timestamp;
@@ -176,6 +210,9 @@ export interface Database {
   address_allocations: AddressAllocationsTable;
   operations: OperationsTable;
   tunnel_peers: TunnelPeersTable;
+  redemption_codes: RedemptionCodesTable;
+  code_redemptions: CodeRedemptionsTable;
+  subscriptions: SubscriptionsTable;
   audit_events: AuditEventsTable;
 }
 
@@ -186,5 +223,7 @@ export type Image = Selectable<ImagesTable>;
 export type Server = Selectable<ServersTable>;
 export type ServerUpdate = Updateable<ServersTable>;
 export type TunnelPeer = Selectable<TunnelPeersTable>;
+export type RedemptionCode = Selectable<RedemptionCodesTable>;
+export type Subscription = Selectable<SubscriptionsTable>;
 export type Operation = Selectable<OperationsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;

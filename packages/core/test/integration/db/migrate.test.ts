@@ -6,11 +6,25 @@ import { listMigrations, migrateToLatest } from '../../../src/db/migrate.js';
 import * as initialSchema from '../../../src/db/migrations/2026-12-04-0001-initial-schema.js';
 import * as hostNetwork from '../../../src/db/migrations/2026-12-04-0002-host-network.js';
 import * as blockedNetworks from '../../../src/db/migrations/2026-12-05-0003-blocked-networks.js';
+import * as codesAndSubscriptions from '../../../src/db/migrations/2026-12-05-0004-codes-and-subscriptions.js';
 import { ADMIN, rejection } from '../../support/fixtures.js';
 import { TestDatabase } from '../../support/test-database.js';
 
-const TABLES = ['accounts', 'address_allocations', 'audit_events', 'hosts', 'image_placements', 'images', 'operations', 'servers', 'tunnel_peers'];
-const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network', '2026-12-05-0003-blocked-networks'];
+const TABLES = [
+  'accounts',
+  'address_allocations',
+  'audit_events',
+  'code_redemptions',
+  'hosts',
+  'image_placements',
+  'images',
+  'operations',
+  'redemption_codes',
+  'servers',
+  'subscriptions',
+  'tunnel_peers',
+];
+const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network', '2026-12-05-0003-blocked-networks', '2026-12-05-0004-codes-and-subscriptions'];
 
 const database = new TestDatabase();
 
@@ -35,6 +49,7 @@ function downMigrator(db: Db): Migrator {
     '2026-12-04-0001-initial-schema': initialSchema,
     '2026-12-04-0002-host-network': hostNetwork,
     '2026-12-05-0003-blocked-networks': blockedNetworks,
+    '2026-12-05-0004-codes-and-subscriptions': codesAndSubscriptions,
   };
   return new Migrator({ db, provider: { getMigrations: async () => migrations } });
 }
