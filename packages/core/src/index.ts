@@ -1,5 +1,6 @@
 // Core's public surface. Front ends import from here, inside their command
 // handlers, because loading Kysely and ssh2 costs start-up time.
+export * from './access/server-access.js';
 export * from './accounts/accounts.js';
 export * from './audit/actor.js';
 export * from './audit/audit-log.js';

@@ -74,6 +74,16 @@ export class ConfigError extends VomeError {
   }
 }
 
+/**
+ * The actor may not act on this object. The message never says whether the
+ * object exists, so a customer cannot probe for other customers' servers.
+ */
+export class ForbiddenError extends VomeError {
+  constructor(message: string, options: VomeErrorOptions = {}) {
+    super('forbidden', message, options);
+  }
+}
+
 /** Another operation has the server's lock. */
 export class ServerBusyError extends VomeError {
   constructor(message: string, options: VomeErrorOptions = {}) {

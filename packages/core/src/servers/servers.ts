@@ -11,6 +11,7 @@ import { getImage } from '../images/images.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
 import { freshSteps, type OperationResult, runOperation, type RunOperationOptions } from '../operations/run-operation.js';
 import { pickFreeAddress, randomMac } from './address-allocation.js';
+import { requireServerAccess } from '../access/server-access.js';
 import { requireNetworkSettings } from '../network/host-network.js';
 import { pickFreeTunnelSlot } from '../network/tunnels.js';
 import { preflight, requireFreeNames, requireSameRequest } from './create-checks.js';
@@ -177,7 +178,11 @@ export async function serverOperation(
   kind: Exclude<OperationKind, 'create'>,
   options: RunOperationOptions = {},
 ): Promise<OperationResult> {
-  const server = await getServer(context.db, name);
+  const server = await context.db.selectFrom('servers').selectAll().where('name', '=', name).where('state', '<>', 'destroyed').executeTakeFirst();
+  await requireServerAccess(context.db, actor, server);
+  if (!server) {
+    throw new NotFoundError('server', name, { hints: ['run `vome server list`'] });
+  }
   return operate(context, actor, server, kind, options);
 }
 
