@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tapName } from '@vome/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestNamespace, type TestNamespace } from '../../packages/core/test/support/network-namespace.js';
 import { e2eAvailable, type E2eSetup, setUpVome } from '../support/e2e-fixture.js';
@@ -38,13 +39,6 @@ function run(program: string, args: string[], input?: string): string {
 function tryIn(namespace: string, program: string, args: string[]): { code: number; stdout: string; stderr: string } {
   const result = spawnSync('ip', ['netns', 'exec', namespace, program, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
-}
-
-function tapName(ipv4: string): string {
-  return `vm${ipv4
-    .split('.')
-    .map((octet) => Number(octet).toString(16).padStart(2, '0'))
-    .join('')}`;
 }
 
 describe.skipIf(!host)('tenant isolation and the edge on the test host', () => {

@@ -7,11 +7,19 @@ import { type CommandResult, type CommandRunner, type RunOptions, SCRIPT_PRELUDE
 export class LocalRunner implements CommandRunner {
   roundTrips = 0;
 
-  constructor(readonly hostName: string) {}
+  /**
+   * @param prefix a command that runs the script's shell, such as
+   *   `['ip', 'netns', 'exec', 'ns1']` to run it inside a network namespace.
+   */
+  constructor(
+    readonly hostName: string,
+    private readonly prefix: readonly string[] = [],
+  ) {}
 
   async run(script: string, options: RunOptions): Promise<CommandResult> {
     this.roundTrips += 1;
-    const result = await execa('sh', ['-c', scriptCommand(options.timeoutMs)], {
+    const [program = 'sh', ...args] = [...this.prefix, 'sh', '-c', scriptCommand(options.timeoutMs)];
+    const result = await execa(program, args, {
       input: SCRIPT_PRELUDE + script,
       reject: false,
       timeout: options.timeoutMs,

@@ -1,14 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFile } from 'node:fs/promises';
-import { execa } from 'execa';
-import { HostCommandError, HostTimeoutError } from '../../src/errors/index.js';
-import {
-  type CommandResult,
-  type CommandRunner,
-  type RunOptions,
-  SCRIPT_PRELUDE,
-  scriptCommand,
-} from '../../src/runner/command-runner.js';
+import type { CommandRunner } from '../../src/runner/command-runner.js';
+import { LocalRunner } from '../../src/runner/local-runner.js';
 
 /**
  * A network namespace that a test created and must remove. Firewall rules,
@@ -45,44 +37,9 @@ export function createTestNamespace(name: string): TestNamespace {
         input,
         stdio: ['pipe', 'pipe', 'pipe'],
       }),
-    runner: (hostName = name) => new NamespaceRunner(name, hostName),
+    runner: (hostName = name) => new LocalRunner(hostName, ['ip', 'netns', 'exec', name]),
     remove: () => {
       spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
     },
   };
-}
-
-/** Runs host scripts inside a network namespace on this machine. */
-export class NamespaceRunner implements CommandRunner {
-  roundTrips = 0;
-
-  constructor(
-    readonly namespace: string,
-    readonly hostName: string,
-  ) {}
-
-  async run(script: string, options: RunOptions): Promise<CommandResult> {
-    this.roundTrips += 1;
-    const result = await execa('ip', ['netns', 'exec', this.namespace, 'sh', '-c', scriptCommand(options.timeoutMs)], {
-      input: SCRIPT_PRELUDE + script,
-      reject: false,
-      timeout: options.timeoutMs,
-      stripFinalNewline: false,
-    });
-    if (result.timedOut || result.exitCode === 124 || result.exitCode === 137) {
-      throw new HostTimeoutError(this.hostName, options.label, options.timeoutMs);
-    }
-    const outcome: CommandResult = { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? 1 };
-    if ((options.check ?? true) && outcome.exitCode !== 0) {
-      throw new HostCommandError(this.hostName, options.label, outcome.exitCode, outcome.stderr);
-    }
-    return outcome;
-  }
-
-  async putFile(localPath: string, remotePath: string): Promise<void> {
-    this.roundTrips += 1;
-    await copyFile(localPath, remotePath);
-  }
-
-  async close(): Promise<void> {}
 }
