@@ -41,7 +41,7 @@ export interface HostsTable {
   memory_mib: number;
   /** The interface that leads to the internet; empty until set. */
   uplink: Generated<string>;
-  /** Servers answer at https://<subdomain>.<ha_domain>; empty until set. */
+  /** Servers are reached at https://<subdomain>.<ha_domain>. Empty until set. */
   ha_domain: Generated<string>;
   tls_certificate_path: Generated<string>;
   tls_key_path: Generated<string>;

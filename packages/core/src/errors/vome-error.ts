@@ -75,8 +75,8 @@ export class ConfigError extends VomeError {
 }
 
 /**
- * The actor may not act on this object. The message never says whether the
- * object exists, so a customer cannot probe for other customers' servers.
+ * The actor may not act on this object. The message never reveals whether
+ * the object exists, so a customer cannot probe for other customers' servers.
  */
 export class ForbiddenError extends VomeError {
   constructor(message: string, options: VomeErrorOptions = {}) {

@@ -13,7 +13,7 @@ const TUNNEL_SETTINGS: readonly (keyof NetworkSettings)[] = ['tunnel_network', '
 
 /**
  * Changes a host's network settings. Nothing on the host changes until
- * `vome host apply` or the next server operation; a changed HA domain or
+ * `vome host apply` or the next server operation. A changed HA domain or
  * certificate is checked on the host first, so a certificate that does not
  * cover the domain is never recorded.
  *

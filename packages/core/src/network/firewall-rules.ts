@@ -191,7 +191,7 @@ export function renderFirewall(model: NetworkModel): FirewallRuleset {
     v4('VOME-FROM-VM', `-s ${server.ipv4}/32 -d ${tunnel.network} -o ${tunnel.interface} -j ACCEPT`);
   }
   // Through the uplink a VM reaches the internet, but not the link-local
-  // range (cloud metadata services answer at 169.254.169.254) nor the
+  // range (cloud metadata services listen on 169.254.169.254) nor the
   // host's blocked networks, such as its LAN and the control plane.
   for (const network of [LINK_LOCAL, ...host.blockedNetworks]) {
     v4('VOME-FROM-VM', `-d ${network} -j DROP`);

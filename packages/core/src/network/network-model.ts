@@ -60,7 +60,7 @@ export interface NetworkHost {
   uplink: string;
   /** Networks a VM may not reach through the uplink, e.g. the host's LAN, as aligned CIDRs. */
   blockedNetworks: string[];
-  /** Servers answer at https://<subdomain>.<haDomain>. */
+  /** Servers are reached at https://<subdomain>.<haDomain>. */
   haDomain: string;
   tlsCertificatePath: string;
   tlsKeyPath: string;
@@ -78,7 +78,7 @@ export interface NetworkModel {
   servers: NetworkServer[];
 }
 
-/** Which part of a host's network a change concerns. */
+/** The part of a host's network that a change concerns. */
 export type NetworkPart = 'firewall' | 'nginx' | 'wireguard';
 
 /**

@@ -3,8 +3,9 @@ import type { OperationKind, ServerState } from '../db/schema.js';
 /**
  * The steps of each operation, in order. Every step is idempotent. The
  * network is applied before a VM starts, so its firewall rules are in place
- * from its first packet (start too: after a host's reboot its saved rules
- * may not have loaded), and rebuild gives the server a new WireGuard key.
+ * from its first packet. start applies it too, because after a host's reboot
+ * the saved rules may not have loaded. Rebuild gives the server a new
+ * WireGuard key.
  */
 export const OPERATION_STEPS: Record<OperationKind, readonly string[]> = {
   create: ['place-image', 'create-disk', 'reserve-address', 'write-tunnel-key', 'apply-network', 'define-domain', 'start-domain'],

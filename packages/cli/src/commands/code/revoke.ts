@@ -4,7 +4,7 @@ import { type CodeJson, codeJson } from '../../lib/code-json.js';
 
 export default class CodeRevoke extends BaseCommand {
   static override summary = 'Revoke a redemption code so that it can no longer be redeemed.';
-  static override description = 'Trials the code already started are kept. Revoking a revoked code succeeds and says so.';
+  static override description = 'Trials the code already started are kept. Revoking a revoked code succeeds and reports that it was already revoked.';
   static override examples = ['<%= config.bin %> code revoke 7K2QD', '<%= config.bin %> code revoke 7K2QD --json'];
   static override args = {
     prefix: Args.string({ description: 'The code\'s prefix, as `vome code list` shows it (its first five characters).', required: true }),

@@ -11,7 +11,7 @@ export interface HostPlanJson {
 
 export default class HostPlan extends BaseCommand {
   static override summary = "Show what `vome host apply` would change on a host's network.";
-  static override description = `Reads the host's firewall chains, nginx site file and WireGuard interfaces and compares them with what the database says they should be. Prints one line per difference: "+" for what apply would add, "-" for what it would remove. Changes nothing.`;
+  static override description = `Reads the host's firewall chains, nginx site file and WireGuard interfaces and compares them with the state the database describes. Prints one line per difference: "+" for what apply would add, "-" for what it would remove. Changes nothing.`;
   static override examples = ['<%= config.bin %> host plan ha-1', '<%= config.bin %> host plan ha-1 --json'];
   static override args = {
     name: Args.string({ description: 'Host name.', required: true }),

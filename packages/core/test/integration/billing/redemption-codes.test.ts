@@ -87,7 +87,8 @@ describe('redeemCode', () => {
     expect(stored).toEqual([{ code_id: redemption.code.id, account_id: account.id, source_address: '203.0.113.7', redeemed_at: NOW }]);
   });
 
-  it('accepts the code typed in lower case, without hyphens and with O for 0', async () => {
+  it('accepts a loosely typed code', async () => {
+    // Lower case, spaces for hyphens, and the letter O for the digit 0.
     const db = await database.fresh();
     const account = await insertAccount(db);
     const { code } = await makeCode(db);
