@@ -4,6 +4,8 @@ import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
 import { ForbiddenError } from '../errors/index.js';
 
+const NO_SUCH_SERVER = 'you have no such server';
+
 /**
  * Checks that an actor may act on a server. Admins and vome itself pass by
  * role (their actions are audited with the actor). A customer must own the
@@ -18,7 +20,7 @@ export async function requireServerAccess(db: Db, actor: Actor, server: Pick<Ser
   if (actor.kind === 'admin' || actor.kind === 'system') {
     return;
   }
-  const denied = new ForbiddenError('you have no server of that name', { hints: ['see your servers on the dashboard'] });
+  const denied = new ForbiddenError(NO_SUCH_SERVER, { hints: ['see your servers on the dashboard'] });
   if (actor.kind !== 'customer' || server === undefined || server.account_id !== actor.id) {
     throw denied;
   }
@@ -28,4 +30,44 @@ export async function requireServerAccess(db: Db, actor: Actor, server: Pick<Ser
       hints: ['redeem a code or renew your subscription'],
     });
   }
+}
+
+/**
+ * Checks that an actor may create a server for an account. Admins and vome
+ * itself pass by role. A customer may create one only for their own account
+ * and only while entitled.
+ *
+ * @throws ForbiddenError otherwise.
+ */
+export async function requireCreateAccess(db: Db, actor: Actor, accountId: string, now: Date = new Date()): Promise<void> {
+  if (actor.kind === 'admin' || actor.kind === 'system') {
+    return;
+  }
+  if (actor.kind !== 'customer' || actor.id !== accountId) {
+    throw new ForbiddenError('you may create servers only for your own account');
+  }
+  const subscription = await db.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
+  if (!isEntitled(subscription, now)) {
+    throw new ForbiddenError('your trial or subscription is not active, so no server can be created', {
+      hints: ['redeem a code or renew your subscription'],
+    });
+  }
+}
+
+/**
+ * Checks that an actor may see a server: admins and vome itself always,
+ * a customer only their own, whether or not they are entitled now.
+ *
+ * @throws ForbiddenError with the same message as `requireServerAccess`
+ *   for a server of another account or one that does not exist.
+ */
+export function requireServerVisible(actor: Actor, server: Pick<Server, 'id' | 'account_id'> | undefined): asserts server is Pick<Server, 'id' | 'account_id'> {
+  if (actor.kind === 'admin' || actor.kind === 'system') {
+    if (server) {
+      return;
+    }
+  } else if (actor.kind === 'customer' && server !== undefined && server.account_id === actor.id) {
+    return;
+  }
+  throw new ForbiddenError(NO_SUCH_SERVER, { hints: ['see your servers on the dashboard'] });
 }

@@ -1,9 +1,9 @@
 import { createHash, randomInt } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Actor } from '../audit/actor.js';
 import { appendAudit, withAudit } from '../audit/audit-log.js';
 import type { Db } from '../db/connection.js';
-import type { RedemptionCode, Subscription } from '../db/schema.js';
+import type { Database, RedemptionCode, Subscription } from '../db/schema.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors/index.js';
 
 // Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or
@@ -138,44 +138,47 @@ export async function revokeRedemptionCode(db: Db, actor: Actor, prefix: string)
  *   a trial or subscription.
  */
 export async function redeemCode(db: Db, actor: Actor, accountId: string, code: string, now: Date = new Date()): Promise<Redemption> {
-  const hash = hashCode(normaliseCode(code));
-  return db.transaction().execute(async (trx) => {
-    const found = await trx.selectFrom('redemption_codes').selectAll().where('code_hash', '=', hash).forUpdate().executeTakeFirst();
-    // The same message for every kind of unknown code, so that guessing
-    // learns nothing about which codes exist.
-    if (!found) {
-      throw new InvalidInputError('this code is not valid: check it for typing mistakes');
-    }
-    const state = codeState(found, now);
-    if (state !== 'active') {
-      throw new InvalidInputError(`this code is ${state === 'used up' ? 'used up' : state}: ask for a new one`);
-    }
-    const before = await trx.selectFrom('code_redemptions').select('code_id').where('code_id', '=', found.id).where('account_id', '=', accountId).executeTakeFirst();
-    if (before) {
-      throw new ConflictError('this account has already redeemed this code');
-    }
-    await sql`SELECT id FROM accounts WHERE id = ${accountId} FOR UPDATE`.execute(trx);
-    const current = await trx.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
-    if (current) {
-      throw new ConflictError(`this account already has a ${current.status === 'trial' ? 'trial' : 'subscription'} (${current.plan})`);
-    }
+  return db.transaction().execute((trx) => redeemCodeInTransaction(trx, actor, accountId, code, now));
+}
 
-    const updated = await trx.updateTable('redemption_codes').set({ uses: sql`uses + 1` }).where('id', '=', found.id).returningAll().executeTakeFirstOrThrow();
-    await trx.insertInto('code_redemptions').values({ code_id: found.id, account_id: accountId, source_address: actor.sourceAddress ?? null, redeemed_at: now }).execute();
-    const trialEnds = new Date(now.getTime() + found.trial_days * 86_400_000);
-    const subscription = await trx
-      .insertInto('subscriptions')
-      .values({ account_id: accountId, plan: found.plan, status: 'trial', trial_ends_at: trialEnds, created_at: now, updated_at: now })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await appendAudit(trx, {
-      actor,
-      action: 'code.redeem',
-      target: { kind: 'account', id: accountId },
-      details: { prefix: found.prefix, plan: found.plan, trialEndsAt: trialEnds.toISOString(), use: updated.uses, maxUses: updated.max_uses },
-    });
-    return { subscription, code: updated };
+/** Redeems a code inside the caller's transaction, as `redeemCode` does. */
+export async function redeemCodeInTransaction(trx: Transaction<Database>, actor: Actor, accountId: string, code: string, now: Date): Promise<Redemption> {
+  const hash = hashCode(normaliseCode(code));
+  const found = await trx.selectFrom('redemption_codes').selectAll().where('code_hash', '=', hash).forUpdate().executeTakeFirst();
+  // The same message for every kind of unknown code, so that guessing
+  // learns nothing about which codes exist.
+  if (!found) {
+    throw new InvalidInputError('this code is not valid: check it for typing mistakes');
+  }
+  const state = codeState(found, now);
+  if (state !== 'active') {
+    throw new InvalidInputError(`this code is ${state === 'used up' ? 'used up' : state}: ask for a new one`);
+  }
+  const before = await trx.selectFrom('code_redemptions').select('code_id').where('code_id', '=', found.id).where('account_id', '=', accountId).executeTakeFirst();
+  if (before) {
+    throw new ConflictError('this account has already redeemed this code');
+  }
+  await sql`SELECT id FROM accounts WHERE id = ${accountId} FOR UPDATE`.execute(trx);
+  const current = await trx.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
+  if (current) {
+    throw new ConflictError(`this account already has a ${current.status === 'trial' ? 'trial' : 'subscription'} (${current.plan})`);
+  }
+
+  const updated = await trx.updateTable('redemption_codes').set({ uses: sql`uses + 1` }).where('id', '=', found.id).returningAll().executeTakeFirstOrThrow();
+  await trx.insertInto('code_redemptions').values({ code_id: found.id, account_id: accountId, source_address: actor.sourceAddress ?? null, redeemed_at: now }).execute();
+  const trialEnds = new Date(now.getTime() + found.trial_days * 86_400_000);
+  const subscription = await trx
+    .insertInto('subscriptions')
+    .values({ account_id: accountId, plan: found.plan, status: 'trial', trial_ends_at: trialEnds, created_at: now, updated_at: now })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await appendAudit(trx, {
+    actor,
+    action: 'code.redeem',
+    target: { kind: 'account', id: accountId },
+    details: { prefix: found.prefix, plan: found.plan, trialEndsAt: trialEnds.toISOString(), use: updated.uses, maxUses: updated.max_uses },
   });
+  return { subscription, code: updated };
 }
 
 /**

@@ -3,6 +3,7 @@ import * as initialSchema from './migrations/2026-12-04-0001-initial-schema.js';
 import * as hostNetwork from './migrations/2026-12-04-0002-host-network.js';
 import * as blockedNetworks from './migrations/2026-12-05-0003-blocked-networks.js';
 import * as codesAndSubscriptions from './migrations/2026-12-05-0004-codes-and-subscriptions.js';
+import * as portal from './migrations/2026-12-05-0005-portal.js';
 import type { Database } from './schema.js';
 
 /** Every migration, by name; names sort in the order they apply. */
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-04-0002-host-network': hostNetwork,
   '2026-12-05-0003-blocked-networks': blockedNetworks,
   '2026-12-05-0004-codes-and-subscriptions': codesAndSubscriptions,
+  '2026-12-05-0005-portal': portal,
 };
 
 function migrator(db: Kysely<Database>): Migrator {

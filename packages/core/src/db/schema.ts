@@ -11,6 +11,13 @@ export interface AccountsTable {
   github_login: string;
   display_name: string;
   email: string;
+  /** GitHub's numeric user id; null for an account an admin added that has not signed in. */
+  github_id: ColumnType<string | null, string | number | null | undefined, string | number | null>;
+  github_created_at: NullableTimestamp;
+  /** The client address of the last portal sign-in. */
+  signin_address: string | null;
+  /** Raising it ends every portal session of the account. */
+  session_version: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -186,6 +193,35 @@ export interface SubscriptionsTable {
   updated_at: Timestamp;
 }
 
+export interface PortalSessionsTable {
+  id: Generated<string>;
+  account_id: string;
+  session_version: number;
+  source_address: string | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  ended_at: NullableTimestamp;
+}
+
+export type PortalRequestKind = 'create' | 'start' | 'stop' | 'restart';
+export type PortalRequestState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface PortalRequestsTable {
+  id: Generated<string>;
+  account_id: string;
+  server_id: string | null;
+  kind: PortalRequestKind;
+  state: PortalRequestState;
+  /** The actor as "kind:id", the form stored on operations. */
+  actor: string;
+  source_address: string | null;
+  operation_ids: ColumnType<string[], string[] | undefined, string[]>;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
 export interface AuditEventsTable {
   id: ColumnType<string, never, never>;
   occurred_at: Timestamp;
@@ -213,6 +249,8 @@ export interface Database {
   redemption_codes: RedemptionCodesTable;
   code_redemptions: CodeRedemptionsTable;
   subscriptions: SubscriptionsTable;
+  portal_sessions: PortalSessionsTable;
+  portal_requests: PortalRequestsTable;
   audit_events: AuditEventsTable;
 }
 
@@ -227,3 +265,5 @@ export type RedemptionCode = Selectable<RedemptionCodesTable>;
 export type Subscription = Selectable<SubscriptionsTable>;
 export type Operation = Selectable<OperationsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
+export type PortalSession = Selectable<PortalSessionsTable>;
+export type PortalRequest = Selectable<PortalRequestsTable>;

@@ -11,7 +11,7 @@ import { getImage } from '../images/images.js';
 import { requireDnsLabel } from '../naming/dns-label.js';
 import { freshSteps, type OperationResult, runOperation, type RunOperationOptions } from '../operations/run-operation.js';
 import { pickFreeAddress, randomMac } from './address-allocation.js';
-import { requireServerAccess } from '../access/server-access.js';
+import { requireCreateAccess, requireServerAccess } from '../access/server-access.js';
 import { requireNetworkSettings } from '../network/host-network.js';
 import { pickFreeTunnelSlot } from '../network/tunnels.js';
 import { preflight, requireFreeNames, requireSameRequest } from './create-checks.js';
@@ -78,6 +78,7 @@ export async function createServer(context: HostContext, actor: Actor, input: Cr
   }
 
   const account = await getAccount(db, input.account);
+  await requireCreateAccess(db, actor, account.id);
   const host = await getHost(db, input.host);
   const image = await getImage(db, input.image);
   const vcpus = requireWhole('vCPU count', input.vcpus ?? DEFAULT_SIZE.vcpus, 1, 64, 'vCPUs');
@@ -184,6 +185,34 @@ export async function serverOperation(
     throw new NotFoundError('server', name, { hints: ['run `vome server list`'] });
   }
   return operate(context, actor, server, kind, options);
+}
+
+/**
+ * Runs an operation on the live server with this id; the portal names
+ * servers by id. A customer gets the same ForbiddenError for another
+ * account's server as for one that does not exist.
+ */
+export async function serverOperationById(
+  context: HostContext,
+  actor: Actor,
+  serverId: string,
+  kind: Exclude<OperationKind, 'create'>,
+  options: RunOperationOptions = {},
+): Promise<OperationResult> {
+  const server = await findLiveServerById(context.db, serverId);
+  await requireServerAccess(context.db, actor, server);
+  if (!server) {
+    throw new NotFoundError('server', serverId);
+  }
+  return operate(context, actor, server, kind, options);
+}
+
+/** Finds the live (not destroyed) server with this id; a malformed id finds none. */
+export async function findLiveServerById(db: Db, serverId: string): Promise<Server | undefined> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(serverId)) {
+    return undefined;
+  }
+  return db.selectFrom('servers').selectAll().where('id', '=', serverId).where('state', '<>', 'destroyed').executeTakeFirst();
 }
 
 /** A server with the names of its owner, host and image. */

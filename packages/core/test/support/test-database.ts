@@ -28,6 +28,14 @@ export class TestDatabase {
     this.baseUrl = await this.server.start();
   }
 
+  /** Creates an empty, migrated database and returns it with its URL, for another process to open. */
+  async freshWithUrl(): Promise<{ db: Db; url: string }> {
+    const db = await this.fresh();
+    return { db, url: this.lastUrl as string };
+  }
+
+  private lastUrl: string | undefined;
+
   /** Creates an empty database, migrated to the latest schema. */
   async fresh(): Promise<Db> {
     const admin = connect(this.baseUrl as string);
@@ -36,6 +44,7 @@ export class TestDatabase {
     await admin.destroy();
     const url = new URL(this.baseUrl as string);
     url.pathname = `/${name}`;
+    this.lastUrl = url.toString();
     const db = connect(url.toString());
     await migrateToLatest(db);
     this.opened.push(db);

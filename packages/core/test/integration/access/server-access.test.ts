@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 const NOW = new Date('2026-12-05T10:00:00Z');
-const NOT_YOURS = 'you have no server of that name';
+const NOT_YOURS = 'you have no such server';
 const NOT_ENTITLED = 'your trial or subscription is not active, so your servers cannot be changed';
 
 interface Setup {
