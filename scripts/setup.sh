@@ -13,12 +13,13 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # xz for HAOS images, libxml2-utils for virt-xml-validate, the appliance
 # build tools, and a host's edge: nginx, iptables, WireGuard (wireguard-go
 # where the kernel has no module) and openssl for certificates. The network
-# tests send ICMP with ping.
+# tests send ICMP with ping, and the portal tests drive Debian's Chromium.
 PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ovmf
   dnsmasq-base dnsmasq-utils iproute2 openssh-server openssh-client libxml2-utils xz-utils
   mtools dosfstools fdisk cpio ca-certificates curl
   nginx iptables wireguard-tools wireguard-go openssl iputils-ping
+  chromium
 )
 
 missing=()

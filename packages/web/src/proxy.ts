@@ -6,6 +6,8 @@ import { NextResponse, type NextRequest } from 'next/server';
  * policy and adds it to its own script tags). No inline script without
  * the nonce runs, and no page can be framed.
  */
+const githubOrigin = new URL(process.env.VOME_GITHUB_URL ?? 'https://github.com').origin;
+
 export function proxy(request: NextRequest): NextResponse {
   const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64');
   const policy = [
@@ -17,7 +19,9 @@ export function proxy(request: NextRequest): NextResponse {
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",
-    "form-action 'self' https://github.com",
+    // The sign-in form's answer redirects to GitHub's authorize page, and
+    // browsers check form-action on that redirect too.
+    `form-action 'self' ${githubOrigin}`,
     "frame-ancestors 'none'",
   ].join('; ');
   const headers = new Headers(request.headers);

@@ -26,6 +26,9 @@ export default class Worker extends BaseCommand {
     concurrency: Flags.integer({ summary: 'Jobs to run at once.', default: 2, min: 1, max: 32 }),
     host: Flags.string({ summary: 'Host for servers created from the portal.', env: 'VOME_PORTAL_HOST' }),
     image: Flags.string({ summary: 'Image for servers created from the portal.', env: 'VOME_PORTAL_IMAGE' }),
+    vcpus: Flags.integer({ summary: 'vCPUs of servers created from the portal [default: 2].', env: 'VOME_PORTAL_VCPUS' }),
+    memory: Flags.integer({ summary: 'Memory of servers created from the portal, in MiB [default: 2048].', env: 'VOME_PORTAL_MEMORY_MIB' }),
+    disk: Flags.integer({ summary: 'Disk size of servers created from the portal, in GiB [default: 32].', env: 'VOME_PORTAL_DISK_GIB' }),
   };
 
   async run(): Promise<{ requests: WorkerRequestJson[] } | { stopped: true }> {
@@ -34,7 +37,7 @@ export default class Worker extends BaseCommand {
     const context = await this.context();
     const connectionString = await resolveDatabaseUrl(context.config);
     await installJobQueue(connectionString);
-    const options = { connectionString, context, defaults: { host: flags.host, image: flags.image }, concurrency: flags.concurrency };
+    const options = { connectionString, context, defaults: { host: flags.host, image: flags.image, size: { vcpus: flags.vcpus, memoryMib: flags.memory, diskGib: flags.disk } }, concurrency: flags.concurrency };
 
     if (flags.once) {
       const startedAt = new Date();

@@ -15,6 +15,8 @@ export interface PortalDefaults {
   host: string | undefined;
   /** Image name; undefined picks the newest image. */
   image: string | undefined;
+  /** Size of new servers; unset fields take DEFAULT_SIZE (HAOS's documented minimum). */
+  size?: { vcpus?: number; memoryMib?: number; diskGib?: number };
 }
 
 /** Installs or upgrades graphile-worker's schema; safe to run again. */
@@ -131,7 +133,7 @@ export async function runPortalRequest(context: HostContext, requestId: string, 
       } else {
         const host = existing ? (await db.selectFrom('hosts').select('name').where('id', '=', existing.host_id).executeTakeFirstOrThrow()).name : await pickHostName(db, defaults);
         const image = existing ? (await db.selectFrom('images').select('name').where('id', '=', existing.image_id).executeTakeFirstOrThrow()).name : await pickImageName(db, defaults);
-        const result = await createServer(context, actor, { name, account: account.id, host, image }, { wait: true });
+        const result = await createServer(context, actor, { name, account: account.id, host, image, ...defaults.size }, { wait: true });
         serverId = result.server.id;
         operationIds.push(result.operation.id);
       }
