@@ -146,7 +146,13 @@ export async function runPortalRequest(context: HostContext, requestId: string, 
     }
   } catch (error) {
     const message = error instanceof VomeError ? error.message : 'an internal error stopped this request; the operator has been told';
-    logger.error({ request: request.id, kind: request.kind, server: serverId, err: error }, 'portal request failed');
+    // A refusal or a failed step is expected from time to time; anything else is a bug.
+    const fields = { request: request.id, kind: request.kind, server: serverId, err: error };
+    if (error instanceof VomeError) {
+      logger.warn(fields, 'portal request failed');
+    } else {
+      logger.error(fields, 'portal request failed');
+    }
     return finishRequest(db, request, { state: 'failed', ...(serverId ? { serverId } : {}), operationIds, error: message });
   }
   logger.info({ request: request.id, kind: request.kind, server: serverId }, 'portal request succeeded');

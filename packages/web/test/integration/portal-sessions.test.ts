@@ -213,10 +213,10 @@ describe('portal session lifetime', () => {
 
 describe('portal sign-out everywhere', () => {
   it('lists live sessions on account page', async () => {
-    const here = await signIn('lister');
+    const current = await signIn('lister');
     await signInAgain('lister', '127.0.0.7');
 
-    const { body } = await accountPage(here);
+    const { body } = await accountPage(current);
 
     // The page also carries its content as React Server Components data in
     // script tags, so only the rendered table counts.
@@ -228,56 +228,56 @@ describe('portal sign-out everywhere', () => {
   });
 
   it('ends every session of account', async () => {
-    const here = await signIn('everywhere');
-    const elsewhere = await signInAgain('everywhere', '127.0.0.7');
+    const current = await signIn('everywhere');
+    const otherBrowser = await signInAgain('everywhere', '127.0.0.7');
     const bystander = await signIn('everywhere-bystander');
-    const hereCookie = here.sessionCookie()!;
-    const elsewhereCookie = elsewhere.sessionCookie()!;
+    const currentCookie = current.sessionCookie()!;
+    const otherBrowserCookie = otherBrowser.sessionCookie()!;
     const bystanderCookie = bystander.sessionCookie()!;
-    const { csrf } = await accountPage(here);
+    const { csrf } = await accountPage(current);
 
-    const reply = await here.post('/account/sign-out-everywhere', { csrf });
+    const reply = await current.post('/account/sign-out-everywhere', { csrf });
 
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.body)).toEqual({ sessionsEnded: 2 });
-    expect(await probe(hereCookie)).toBe(401);
-    expect(await probe(elsewhereCookie)).toBe(401);
+    expect(await probe(currentCookie)).toBe(401);
+    expect(await probe(otherBrowserCookie)).toBe(401);
     expect(await probe(bystanderCookie)).toBe(200);
-    expect(await endedAtOf(await sessionIdOf(hereCookie))).not.toBeNull();
-    expect(await endedAtOf(await sessionIdOf(elsewhereCookie))).not.toBeNull();
+    expect(await endedAtOf(await sessionIdOf(currentCookie))).not.toBeNull();
+    expect(await endedAtOf(await sessionIdOf(otherBrowserCookie))).not.toBeNull();
     expect(await endedAtOf(await sessionIdOf(bystanderCookie))).toBeNull();
   });
 
   it('rejects sign-out everywhere without CSRF', async () => {
-    const here = await signIn('everywhere-no-csrf');
-    const hereCookie = here.sessionCookie()!;
+    const current = await signIn('everywhere-no-csrf');
+    const currentCookie = current.sessionCookie()!;
 
-    const reply = await here.post('/account/sign-out-everywhere', {});
+    const reply = await current.post('/account/sign-out-everywhere', {});
 
     expect(reply.status).toBe(403);
-    expect(await probe(hereCookie)).toBe(200);
+    expect(await probe(currentCookie)).toBe(200);
   });
 });
 
 describe('portal sign-out', () => {
   it('ends only this session', async () => {
-    const here = await signIn('leaver');
-    const elsewhere = await signInAgain('leaver', '127.0.0.7');
-    const savedCookie = here.sessionCookie()!;
-    const { csrf } = await accountPage(here);
+    const current = await signIn('leaver');
+    const otherBrowser = await signInAgain('leaver', '127.0.0.7');
+    const savedCookie = current.sessionCookie()!;
+    const { csrf } = await accountPage(current);
 
-    const reply = await here.post('/account/sign-out', { csrf });
+    const reply = await current.post('/account/sign-out', { csrf });
 
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.body)).toEqual({ signedOut: true });
     const cleared = findSetCookie(reply.setCookies, SESSION_COOKIE);
     expect(cleared?.value).toBe('');
     expect(cleared?.attributes.get('max-age')).toBe('0');
-    expect(here.sessionCookie()).toBeUndefined();
+    expect(current.sessionCookie()).toBeUndefined();
     expect(await probe(savedCookie)).toBe(401);
-    expect(await probe(elsewhere.sessionCookie())).toBe(200);
+    expect(await probe(otherBrowser.sessionCookie())).toBe(200);
     expect(await endedAtOf(await sessionIdOf(savedCookie))).not.toBeNull();
-    expect(await endedAtOf(await sessionIdOf(elsewhere.sessionCookie()!))).toBeNull();
+    expect(await endedAtOf(await sessionIdOf(otherBrowser.sessionCookie()!))).toBeNull();
   });
 });
 
