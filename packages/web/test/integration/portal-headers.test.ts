@@ -110,7 +110,7 @@ describe('page headers', () => {
     expect(scriptSources).not.toContain("'unsafe-eval'");
     expect(directives.get('frame-ancestors')).toEqual(["'none'"]);
     expect(directives.get('object-src')).toEqual(["'none'"]);
-    // The sign-in form is answered with a redirect to GitHub's authorize page.
+    // The sign-in form's response redirects to GitHub's authorize page.
     expect(directives.get('form-action')).toEqual(["'self'", github.webUrl]);
   });
 

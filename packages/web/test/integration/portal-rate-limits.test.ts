@@ -121,7 +121,7 @@ afterAll(async () => {
 });
 
 describe('sign-in rate limit', () => {
-  it('holds under a burst', async () => {
+  it('caps a burst at the limit', async () => {
     const replies = await Promise.all(Array.from({ length: SIGN_IN_LIMIT + 5 }, () => startSignIn(portal, '127.0.0.21')));
 
     expect(statusCounts(replies)).toEqual({ 302: SIGN_IN_LIMIT, 429: 5 });
@@ -158,7 +158,7 @@ describe('sign-in rate limit', () => {
     expectRateLimited(await startSignIn(portal, PROXY_ADDRESS, '1.2.3.4, 10.9.9.9'), 60);
     expectRateLimited(await startSignIn(portal, PROXY_ADDRESS, '10.9.9.9'), 60);
 
-    // 1.2.3.4 was never charged.
+    // No request was counted against 1.2.3.4.
     expect((await startSignIn(portal, PROXY_ADDRESS, '1.2.3.4')).status).toBe(302);
   });
 });

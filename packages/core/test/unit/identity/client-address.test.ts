@@ -65,7 +65,7 @@ describe('resolveClientAddress', () => {
     { peer: '::FFFF:203.0.113.5', forwardedFor: null, client: '203.0.113.5' },
     { peer: '2001:db8::1', forwardedFor: null, client: '2001:db8::1' },
 
-    // An untrusted peer's X-Forwarded-For is ignored, whatever it says.
+    // An untrusted peer's X-Forwarded-For is ignored, whatever it contains.
     { peer: '203.0.113.5', forwardedFor: '198.51.100.1', client: '203.0.113.5' },
     { peer: '203.0.113.5', forwardedFor: '10.0.0.2', client: '203.0.113.5' },
     { peer: '::ffff:203.0.113.5', forwardedFor: '198.51.100.1', client: '203.0.113.5' },
