@@ -212,7 +212,7 @@ describe.skipIf(!browserPresent)('portal in a browser', () => {
 
   it('runs nonce scripts with no CSP violation', async () => {
     // Next.js's inline flight-data scripts carry the nonce; they ran if their array exists.
-    await expect(page.evaluate(() => Array.isArray((window as unknown as { __next_f?: unknown }).__next_f))).resolves.toBe(true);
+    await expect(page.evaluate(() => Array.isArray((globalThis as unknown as { __next_f?: unknown }).__next_f))).resolves.toBe(true);
     expect(cspViolations).toEqual([]);
   });
 });

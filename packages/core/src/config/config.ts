@@ -65,7 +65,7 @@ export interface VomeConfig {
  * under /var/lib, because the embedded PostgreSQL runs as the `postgres`
  * user and cannot pass through root's 0700 home folder.
  */
-function defaultHome(env: NodeJS.ProcessEnv, uid: number | undefined): string {
+function defaultHome(env: Readonly<Record<string, string | undefined>>, uid: number | undefined): string {
   if (uid === 0) {
     return '/var/lib/vome/control';
   }
@@ -78,7 +78,7 @@ function defaultHome(env: NodeJS.ProcessEnv, uid: number | undefined): string {
  *
  * @throws ConfigError naming each invalid variable and the rule it breaks.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): VomeConfig {
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env, uid: number | undefined = process.getuid?.()): VomeConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {

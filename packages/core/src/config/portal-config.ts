@@ -82,7 +82,7 @@ function parseRule(value: string): RateLimitRule {
  *
  * @throws ConfigError naming each invalid or missing variable and what to set.
  */
-export function loadPortalConfig(env: NodeJS.ProcessEnv = process.env): PortalConfig {
+export function loadPortalConfig(env: Readonly<Record<string, string | undefined>> = process.env): PortalConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = portalSchema.safeParse(present);
   if (!parsed.success) {

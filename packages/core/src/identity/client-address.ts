@@ -20,11 +20,13 @@ export function parseTrustedProxies(list: string): BlockList {
     if (entry === '') {
       continue;
     }
-    const [address = '', prefixText] = entry.split('/');
+    const [address = '', prefixText, ...extra] = entry.split('/');
     const family = isIP(address);
     const prefix = prefixText === undefined ? undefined : Number(prefixText);
     const maxPrefix = family === 6 ? 128 : 32;
-    if (family === 0 || (prefix !== undefined && (!Number.isInteger(prefix) || prefix < 0 || prefix > maxPrefix))) {
+    // Digits only: Number() would read "" as 0 (trusting every address), "0x8" as 8.
+    const validPrefix = prefixText === undefined || (/^\d{1,3}$/.test(prefixText) && Number(prefixText) <= maxPrefix);
+    if (family === 0 || extra.length > 0 || !validPrefix) {
       throw new InvalidInputError(`invalid trusted proxy "${entry}": use an IP address or a network such as 10.0.0.0/8`);
     }
     const type = family === 6 ? 'ipv6' : 'ipv4';

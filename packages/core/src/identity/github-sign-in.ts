@@ -117,7 +117,12 @@ function parseGitHubTime(value: string | null | undefined): Date | undefined {
     return undefined;
   }
   const parsed = new Date(value);
-  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+  // Date rolls an impossible day over (February 30 becomes March 2), so the
+  // parsed date must still show the calendar date that was sent.
+  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== value.slice(0, 10)) {
+    return undefined;
+  }
+  return parsed;
 }
 
 /** The sentence a refused person reads on the sign-in page. */

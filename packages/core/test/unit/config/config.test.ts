@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
 import { ConfigError } from '../../../src/errors/index.js';
 
-function problemsOf(env: NodeJS.ProcessEnv): string {
+function problemsOf(env: Record<string, string>): string {
   try {
     loadConfig(env);
   } catch (error) {
