@@ -53,3 +53,4 @@ export * from './identity/rate-limits.js';
 export * from './jobs/job-worker.js';
 export * from './jobs/portal-requests.js';
 export * from './portal/portal-views.js';
+export * from './billing/subscriptions.js';

@@ -2,7 +2,7 @@ import type { Actor } from '../audit/actor.js';
 import { isEntitled } from '../billing/redemption-codes.js';
 import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
-import { ForbiddenError } from '../errors/index.js';
+import { ForbiddenError, NotFoundError } from '../errors/index.js';
 
 const NO_SUCH_SERVER = 'you have no such server';
 
@@ -59,14 +59,17 @@ export async function requireCreateAccess(db: Db, actor: Actor, accountId: strin
  * a customer only their own, whether or not they are entitled now.
  *
  * @throws ForbiddenError with the same message as `requireServerAccess`
- *   for a server of another account or one that does not exist.
+ *   when a customer asks for a server of another account or one that does
+ *   not exist; NotFoundError when an admin asks for a missing one.
  */
-export function requireServerVisible(actor: Actor, server: Pick<Server, 'id' | 'account_id'> | undefined): asserts server is Pick<Server, 'id' | 'account_id'> {
+export function requireServerVisible(actor: Actor, server: Pick<Server, 'id' | 'account_id'> | undefined, serverId: string): asserts server is Pick<Server, 'id' | 'account_id'> {
   if (actor.kind === 'admin' || actor.kind === 'system') {
-    if (server) {
-      return;
+    if (!server) {
+      throw new NotFoundError('server', serverId);
     }
-  } else if (actor.kind === 'customer' && server !== undefined && server.account_id === actor.id) {
+    return;
+  }
+  if (actor.kind === 'customer' && server !== undefined && server.account_id === actor.id) {
     return;
   }
   throw new ForbiddenError(NO_SUCH_SERVER, { hints: ['see your servers on the dashboard'] });

@@ -135,7 +135,8 @@ export async function revokeRedemptionCode(db: Db, actor: Actor, prefix: string)
  *
  * @throws InvalidInputError when the code is unknown, revoked, expired or used up.
  * @throws ConflictError when the account redeemed it before or already has
- *   a trial or subscription.
+ *   a subscription or a trial that has not ended. An ended trial is
+ *   cancelled and replaced.
  */
 export async function redeemCode(db: Db, actor: Actor, accountId: string, code: string, now: Date = new Date()): Promise<Redemption> {
   return db.transaction().execute((trx) => redeemCodeInTransaction(trx, actor, accountId, code, now));
@@ -160,8 +161,14 @@ export async function redeemCodeInTransaction(trx: Transaction<Database>, actor:
   }
   await sql`SELECT id FROM accounts WHERE id = ${accountId} FOR UPDATE`.execute(trx);
   const current = await trx.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
-  if (current) {
+  const trialEnded = current?.status === 'trial' && current.trial_ends_at !== null && current.trial_ends_at <= now;
+  if (current && !trialEnded) {
     throw new ConflictError(`this account already has a ${current.status === 'trial' ? 'trial' : 'subscription'} (${current.plan})`);
+  }
+  if (current) {
+    // A trial that has ended gives way to the new one; only one subscription
+    // per account may be other than cancelled.
+    await trx.updateTable('subscriptions').set({ status: 'cancelled', updated_at: now }).where('id', '=', current.id).execute();
   }
 
   const updated = await trx.updateTable('redemption_codes').set({ uses: sql`uses + 1` }).where('id', '=', found.id).returningAll().executeTakeFirstOrThrow();

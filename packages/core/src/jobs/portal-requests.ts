@@ -5,6 +5,7 @@ import { appendAudit } from '../audit/audit-log.js';
 import { type Redemption, redeemCodeInTransaction } from '../billing/redemption-codes.js';
 import type { Db } from '../db/connection.js';
 import type { Database, PortalRequest, PortalRequestKind } from '../db/schema.js';
+import { NotFoundError } from '../errors/index.js';
 import { findLiveServerById } from '../servers/servers.js';
 
 /** graphile-worker's task name for a portal request. */
@@ -44,7 +45,11 @@ async function insertRequest(trx: Transaction<Database>, actor: Actor, accountId
 export async function queueServerRequest(db: Db, actor: Actor, serverId: string, kind: Exclude<PortalRequestKind, 'create'>, now: Date): Promise<PortalRequest> {
   const server = await findLiveServerById(db, serverId);
   await requireServerAccess(db, actor, server, now);
-  const target = server as NonNullable<typeof server>;
+  if (!server) {
+    // Only admins and vome itself reach this: a customer was rejected above.
+    throw new NotFoundError('server', serverId);
+  }
+  const target = server;
   return db.transaction().execute(async (trx) => {
     const request = await insertRequest(trx, actor, target.account_id, kind, target.id);
     await appendAudit(trx, { actor, action: `server.request-${kind}`, target: { kind: 'server', id: target.id }, details: { request: request.id } });

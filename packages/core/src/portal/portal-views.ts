@@ -73,12 +73,13 @@ export async function listServersForActor(db: Db, actor: Actor): Promise<PortalS
  * Returns one server with its recent operations and portal requests, after
  * checking in core that the actor may see it.
  *
- * @throws ForbiddenError for a server of another account or one that does
- *   not exist, with one message for both.
+ * @throws ForbiddenError when a customer asks for a server of another
+ *   account or one that does not exist, with one message for both;
+ *   NotFoundError when an admin asks for a missing one.
  */
 export async function getServerForActor(db: Db, actor: Actor, serverId: string): Promise<PortalServerDetail> {
   const server: Server | undefined = await findLiveServerById(db, serverId);
-  requireServerVisible(actor, server);
+  requireServerVisible(actor, server, serverId);
   const row = await portalServers(db).where('servers.id', '=', server.id).executeTakeFirstOrThrow();
   const operations = await db.selectFrom('operations').selectAll().where('server_id', '=', server.id).orderBy('created_at', 'desc').limit(5).execute();
   const requests = await listPortalRequests(db, { serverId: server.id }, 5);

@@ -2,6 +2,7 @@ import { type Account, type Actor, csrfTokenFor, findLivePortalSession, type Por
 import { decode } from 'next-auth/jwt';
 import { cookies, headers } from 'next/headers';
 import { redirect } from 'next/navigation';
+import { cache } from 'react';
 import { SESSION_COOKIE, type SessionToken } from './auth-options';
 import { clientAddressOf } from './client-address';
 import { now } from './clock';
@@ -46,15 +47,18 @@ export async function userFromCookie(portal: Portal, cookieValue: string | undef
   return { ...live, actor, isAdmin, csrfToken: csrfTokenFor(portal.config.sessionSecret, live.session.id) };
 }
 
-/** Returns the signed-in user of the page being rendered, if any. */
-export async function currentUser(): Promise<PortalUser | undefined> {
+/**
+ * Returns the signed-in user of the page being rendered, if any. React's
+ * `cache` makes the layout and the page share one lookup per request.
+ */
+export const currentUser = cache(async (): Promise<PortalUser | undefined> => {
   const cookie = (await cookies()).get(SESSION_COOKIE)?.value;
   if (!cookie) {
     return undefined;
   }
   const portal = await getPortal();
   return userFromCookie(portal, cookie, clientAddressOf(await headers(), portal));
-}
+});
 
 /** Returns the signed-in user, or sends the browser to the sign-in page. */
 export async function requireUser(): Promise<PortalUser> {

@@ -162,6 +162,20 @@ describe('redeemCode', () => {
     expect(codes.find((code) => code.id === second.record.id)?.uses).toBe(0);
   });
 
+  it('replaces a trial that has ended', async () => {
+    const db = await database.fresh();
+    const account = await insertAccount(db);
+    const first = await makeCode(db);
+    const second = await makeCode(db);
+    const redeemed = await redeemCode(db, customer(account.id), account.id, first.code, NOW);
+    const later = new Date((redeemed.subscription.trial_ends_at as Date).getTime() + 1000);
+
+    const renewed = await redeemCode(db, customer(account.id), account.id, second.code, later);
+    expect(renewed.subscription.status).toBe('trial');
+    const old = await db.selectFrom('subscriptions').select('status').where('id', '=', redeemed.subscription.id).executeTakeFirstOrThrow();
+    expect(old.status).toBe('cancelled');
+  });
+
   it('gives the last use to exactly one of many concurrent redeemers', async () => {
     const db = await database.fresh();
     const accounts = await Promise.all(Array.from({ length: 10 }, (_, index) => insertAccount(db, `racer-${index}`)));

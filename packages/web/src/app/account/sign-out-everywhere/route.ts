@@ -6,7 +6,7 @@ import { handleAction } from '../../../lib/guard';
 /** Ends every session of the account, this one included, on every device. */
 export async function POST(request: Request): Promise<Response> {
   const response = await handleAction(request, 'api', async ({ portal, user }) => {
-    const ended = await endEveryPortalSession(portal.db, { kind: 'customer', id: user.account.id, sourceAddress: user.actor.sourceAddress }, user.account.id, now());
+    const ended = await endEveryPortalSession(portal.db, user.actor, user.account.id, now());
     portal.logger.info({ account: user.account.id, sessions: ended }, 'signed out everywhere');
     return { status: 200, body: { sessionsEnded: ended }, redirectTo: '/signin', notice: `You are signed out on every device (${ended} sessions).` };
   });

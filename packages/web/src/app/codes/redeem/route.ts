@@ -1,4 +1,4 @@
-import { redeemCodeAndQueueServer } from '@vome/core';
+import { ForbiddenError, redeemCodeAndQueueServer } from '@vome/core';
 import { now } from '../../../lib/clock';
 import { handleAction } from '../../../lib/guard';
 
@@ -9,12 +9,7 @@ import { handleAction } from '../../../lib/guard';
 export async function POST(request: Request): Promise<Response> {
   return handleAction(request, 'redeem', async ({ portal, user, fields }) => {
     if (user.actor.kind !== 'customer') {
-      return {
-        status: 400,
-        body: { error: { code: 'not_a_customer', message: 'Admins manage codes with the vome CLI.' } },
-        redirectTo: '/redeem',
-        notice: 'Admins manage codes with the vome CLI.',
-      };
+      throw new ForbiddenError('admins manage codes and subscriptions with the vome CLI');
     }
     const code = (fields.get('code') ?? '').trim();
     const { redemption, request: queued } = await redeemCodeAndQueueServer(portal.db, { ...user.actor, kind: 'customer' }, code, now());

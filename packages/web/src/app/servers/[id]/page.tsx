@@ -1,4 +1,4 @@
-import { ForbiddenError, getServerForActor } from '@vome/core';
+import { ForbiddenError, getServerForActor, NotFoundError } from '@vome/core';
 import { notFound } from 'next/navigation';
 import { getPortal } from '../../../lib/portal';
 import { requireUser } from '../../../lib/session';
@@ -16,7 +16,7 @@ export default async function ServerPage({ params }: { params: Promise<{ id: str
   try {
     server = await getServerForActor(db, user.actor, id);
   } catch (error) {
-    if (error instanceof ForbiddenError) {
+    if (error instanceof ForbiddenError || error instanceof NotFoundError) {
       notFound();
     }
     throw error;
