@@ -71,7 +71,7 @@ async function viaProxy(path: string, method: string, headers: Record<string, st
   });
 }
 
-/** A Set-Cookie line without its value and expiry, which differ between any two responses. */
+/** Reduces a Set-Cookie line to its name and flags, because value and expiry differ between any two responses. */
 function cookieShape(line: string): string {
   const [pair = '', ...attributes] = line.split(';').map((part) => part.trim());
   const name = pair.slice(0, pair.indexOf('='));

@@ -259,7 +259,7 @@ export class PortalClient {
     return this.call(authorize.location);
   }
 
-  /** The session cookie's value, if signed in. */
+  /** Returns the session cookie's value, if signed in. */
   sessionCookie(): string | undefined {
     return this.jar.cookies.get(SESSION_COOKIE);
   }

@@ -1,7 +1,7 @@
-// Preloaded into a portal process by the tests (node --import): moves the
-// process's clock by the number of milliseconds written in the file named by
-// VOME_TEST_CLOCK_FILE, read on every call, so that a test can jump the
-// running portal 12 hours ahead. Timers are not affected.
+// Moves the clock of a portal process that the tests start with
+// `node --import`. The offset in milliseconds is read from the file named by
+// VOME_TEST_CLOCK_FILE on every call, so a test can jump the running portal
+// 12 hours ahead. Timers are not affected.
 import { readFileSync } from 'node:fs';
 
 const file = process.env.VOME_TEST_CLOCK_FILE;

@@ -19,7 +19,7 @@ export function proxy(request: NextRequest): NextResponse {
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",
-    // The sign-in form's answer redirects to GitHub's authorize page, and
+    // The sign-in form's response redirects to GitHub's authorize page, and
     // browsers check form-action on that redirect too.
     `form-action 'self' ${githubOrigin}`,
     "frame-ancestors 'none'",

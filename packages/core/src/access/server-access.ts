@@ -59,8 +59,8 @@ export async function requireCreateAccess(db: Db, actor: Actor, accountId: strin
  * a customer only their own, whether or not they are entitled now.
  *
  * @throws ForbiddenError with the same message as `requireServerAccess`
- *   when a customer asks for a server of another account or one that does
- *   not exist; NotFoundError when an admin asks for a missing one.
+ *   when a customer requests a server of another account or one that does
+ *   not exist; NotFoundError when an admin requests a missing one.
  */
 export function requireServerVisible(actor: Actor, server: Pick<Server, 'id' | 'account_id'> | undefined, serverId: string): asserts server is Pick<Server, 'id' | 'account_id'> {
   if (actor.kind === 'admin' || actor.kind === 'system') {

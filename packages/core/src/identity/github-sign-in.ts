@@ -20,7 +20,7 @@ export interface GitHubEmail {
 }
 
 /**
- * What sign-in learned from GitHub. `emails` is undefined when the emails
+ * The answers sign-in received from GitHub. `emails` is undefined when the emails
  * call failed or returned something unreadable.
  */
 export interface GitHubLookup {
@@ -125,7 +125,7 @@ function parseGitHubTime(value: string | null | undefined): Date | undefined {
   return parsed;
 }
 
-/** The sentence a refused person reads on the sign-in page. */
+/** Describes a refusal in the sentence the sign-in page shows. */
 export function describeSignInRefusal(refusal: SignInRefusal): string {
   switch (refusal.reason) {
     case 'profile_unreadable':

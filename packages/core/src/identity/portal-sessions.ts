@@ -16,8 +16,8 @@ export const SESSION_LIFETIME_MS = 12 * 60 * 60 * 1000;
  * `GitHubIdentity` and the sign-in address.
  *
  * @throws ConflictError when the login belongs to an account of another
- *   GitHub id (GitHub lets a freed login be taken again), so that nobody
- *   inherits another person's account by renaming.
+ *   GitHub id (GitHub lets a freed login be taken again), so that a
+ *   renamed GitHub user cannot inherit another person's account.
  */
 export async function recordGitHubSignIn(db: Db, identity: GitHubIdentity, sourceAddress: string | null, now: Date): Promise<Account> {
   return db.transaction().execute(async (trx) => {

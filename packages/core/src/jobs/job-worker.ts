@@ -9,7 +9,7 @@ import { isDnsLabel } from '../naming/dns-label.js';
 import { createServer, serverOperationById } from '../servers/servers.js';
 import { PORTAL_REQUEST_TASK, type PortalRequestJob } from './portal-requests.js';
 
-/** Where servers created from the portal go when no request names it. */
+/** Placement and size of servers created from the portal. */
 export interface PortalDefaults {
   /** Host name; undefined picks the host with the fewest live servers. */
   host: string | undefined;

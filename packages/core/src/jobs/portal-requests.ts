@@ -11,7 +11,7 @@ import { findLiveServerById } from '../servers/servers.js';
 /** graphile-worker's task name for a portal request. */
 export const PORTAL_REQUEST_TASK = 'vome_portal_request';
 
-/** Payload of a portal request job: only the id; the row holds the rest. */
+/** Payload of a portal request job: only the id, because the row contains the rest. */
 export interface PortalRequestJob {
   requestId: string;
 }

@@ -5,7 +5,7 @@ import type { Operation, PortalRequest, Server, ServerState, Subscription } from
 import { listPortalRequests } from '../jobs/portal-requests.js';
 import { findLiveServerById } from '../servers/servers.js';
 
-/** What the portal shows of a server. */
+/** A server as the portal shows it. */
 export interface PortalServer {
   id: string;
   name: string;
@@ -73,9 +73,9 @@ export async function listServersForActor(db: Db, actor: Actor): Promise<PortalS
  * Returns one server with its recent operations and portal requests, after
  * checking in core that the actor may see it.
  *
- * @throws ForbiddenError when a customer asks for a server of another
+ * @throws ForbiddenError when a customer requests a server of another
  *   account or one that does not exist, with one message for both;
- *   NotFoundError when an admin asks for a missing one.
+ *   NotFoundError when an admin requests a missing one.
  */
 export async function getServerForActor(db: Db, actor: Actor, serverId: string): Promise<PortalServerDetail> {
   const server: Server | undefined = await findLiveServerById(db, serverId);

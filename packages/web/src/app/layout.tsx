@@ -10,7 +10,7 @@ export const dynamic = 'force-dynamic';
 
 export const metadata: Metadata = { title: 'vome', description: 'Your Home Assistant, hosted' };
 
-/** Every page: a header with navigation when signed in, and the flash message of the last form. */
+/** Wraps every page in a header with navigation when signed in, and shows the flash message of the last form. */
 export default async function RootLayout({ children }: { children: ReactNode }) {
   const user = await currentUser();
   const flash = await readFlash();

@@ -1,6 +1,6 @@
 import { redirect } from 'next/navigation';
 
-/** The portal's root sends everyone to the dashboard, which asks for sign-in when needed. */
+/** Redirects the portal's root to the dashboard, which requires sign-in. */
 export default function Home(): never {
   redirect('/dashboard');
 }

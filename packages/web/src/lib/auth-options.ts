@@ -15,14 +15,14 @@ import type { Portal } from './portal';
 /** The session cookie's name: next-auth's, with the __Secure- prefix that HTTPS gives it. */
 export const SESSION_COOKIE = '__Secure-next-auth.session-token';
 
-/** What the session token carries: only the id of the session row. */
+/** Contents of the session token: only the id of the session row. */
 export interface SessionToken {
   sid?: string;
 }
 
 /**
  * Builds next-auth's options for one request. Cookies are always the
- * secure kind (`useSecureCookies`), so behind nginx, where the portal sees
+ * secure kind (`useSecureCookies`), so behind nginx, where the portal receives
  * plain HTTP, cookie names and flags are the same as on direct HTTPS.
  */
 export function authOptions(portal: Portal, clientAddress: string): AuthOptions {

@@ -1,5 +1,5 @@
 /**
- * The portal's notion of now. Every expiry, age and entitlement check reads
+ * Returns the portal's current time. Every expiry, age and entitlement check reads
  * it, never the database's clock, so that the tests can move it.
  */
 export function now(): Date {

@@ -2,8 +2,8 @@ import { cookies } from 'next/headers';
 
 /**
  * A one-line message for the next page the browser loads after a form:
- * kept in a short-lived HttpOnly cookie rather than the URL, so that nobody
- * can put words on a portal page with a crafted link. The __Host- prefix
+ * kept in a short-lived HttpOnly cookie rather than the URL, so that a
+ * crafted link cannot put words on a portal page. The __Host- prefix
  * stops a sibling subdomain from setting it.
  */
 export const FLASH_COOKIE = '__Host-vome-flash';

@@ -5,7 +5,7 @@ import { flashCookie } from './flash';
 import { getPortal, type Portal } from './portal';
 import { type PortalUser, userFromCookie } from './session';
 
-/** What a state-changing handler gets once every check has passed. */
+/** Context of a state-changing handler, given once every check has passed. */
 export interface ActionContext {
   portal: Portal;
   user: PortalUser;
@@ -43,10 +43,16 @@ function htmlPage(status: number, title: string, message: string, extraHeaders: 
   return new Response(body, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...extraHeaders } });
 }
 
-/** Answers with an error in the form the client asked for. */
+/** Returns an error in the format the client requested: an HTML page or JSON. */
 export function errorResponse(request: Request, status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Response {
   if (wantsHtml(request)) {
-    return htmlPage(status, status === 429 ? 'Too many requests' : status === 401 ? 'Please sign in' : 'Request refused', message, extraHeaders);
+    let title = 'Request refused';
+    if (status === 429) {
+      title = 'Too many requests';
+    } else if (status === 401) {
+      title = 'Please sign in';
+    }
+    return htmlPage(status, title, message, extraHeaders);
   }
   return Response.json({ error: { code, message } }, { status, headers: { 'cache-control': 'no-store', ...extraHeaders } });
 }
@@ -84,7 +90,7 @@ async function readFields(request: Request): Promise<URLSearchParams | undefined
   return new URLSearchParams(text);
 }
 
-/** Rejects a request another site's page sent, when the browser says so. */
+/** Reports whether another site's page sent the request, as the browser's Origin or Sec-Fetch-Site header shows. */
 export function isCrossSite(request: Request, portal: Portal): boolean {
   const origin = request.headers.get('origin');
   if (origin !== null && origin !== portal.config.portalUrl) {
@@ -94,10 +100,11 @@ export function isCrossSite(request: Request, portal: Portal): boolean {
 }
 
 /**
- * Runs a state-changing request after, in order: a same-origin check, a
- * live session (401), a valid CSRF token of that session in the `csrf`
- * field or the `X-CSRF-Token` header (403), and the rate limit keyed on the
- * client address and the account (429 with Retry-After). Core then checks
+ * Runs a state-changing request once these checks pass, in order: a
+ * same-origin check, a live session (401), and a valid CSRF token of that
+ * session in the `csrf` field or the `X-CSRF-Token` header (403). Then the
+ * rate limit, keyed on the client address and the account, must allow it
+ * (429 with Retry-After). Core then checks
  * ownership and entitlement itself. A refused request changes nothing.
  */
 export async function handleAction(request: Request, rateLimit: RateLimitedAction, act: (context: ActionContext) => Promise<ActionResult>): Promise<Response> {

@@ -13,7 +13,7 @@ import {
   resolveDatabaseUrl,
 } from '@vome/core';
 
-/** What every request handler of the portal shares: settings, database, limits, logger. */
+/** State shared by every request handler of the portal: settings, database, limits, logger. */
 export interface Portal {
   config: PortalConfig;
   vome: VomeConfig;

@@ -8,7 +8,7 @@ import { clientAddressOf } from './client-address';
 import { now } from './clock';
 import { getPortal, type Portal } from './portal';
 
-/** A signed-in person as the portal sees them for one request. */
+/** A signed-in person, as the portal resolves them for one request. */
 export interface PortalUser {
   account: Account;
   session: PortalSession;

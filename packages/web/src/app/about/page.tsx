@@ -1,4 +1,4 @@
-/** A page with no session and no database: what vome is. */
+/** Renders what vome is, with no session and no database. */
 export default function About() {
   return (
     <>

@@ -7,7 +7,7 @@ function time(value: Date | null): string {
   return value ? value.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : 'unknown';
 }
 
-/** The account: what vome keeps about the person, their live sessions, and sign-out. */
+/** Renders the account: what vome keeps about the person, their live sessions, and sign-out. */
 export default async function AccountPage() {
   const user = await requireUser();
   const { db } = await getPortal();

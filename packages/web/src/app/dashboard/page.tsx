@@ -3,7 +3,7 @@ import { now } from '../../lib/clock';
 import { getPortal } from '../../lib/portal';
 import { requireUser } from '../../lib/session';
 
-/** The customer's servers with their state, and whether their trial or subscription is active. */
+/** Renders the customer's servers with their state, and whether their trial or subscription is active. */
 export default async function Dashboard() {
   const user = await requireUser();
   const { db } = await getPortal();

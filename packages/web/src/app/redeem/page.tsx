@@ -1,6 +1,6 @@
 import { requireUser } from '../../lib/session';
 
-/** The form to redeem a code, which starts a trial and creates the customer's server. */
+/** Renders the form to redeem a code, which starts a trial and creates the customer's server. */
 export default async function Redeem() {
   const user = await requireUser();
   return (

@@ -21,7 +21,7 @@ function refusalMessage(reason: string | undefined, eligible: string | undefined
   return describeSignInRefusal({ reason } as SignInRefusal);
 }
 
-/** The sign-in page: one button, and the reason when GitHub sign-in was refused. */
+/** Renders the sign-in page: one button, and the reason when GitHub sign-in was refused. */
 export default async function SignIn({ searchParams }: { searchParams: Promise<Record<string, string | undefined>> }) {
   const params = await searchParams;
   if (await currentUser()) {

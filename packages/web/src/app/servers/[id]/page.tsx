@@ -7,7 +7,7 @@ function time(value: Date | string | null): string {
   return value ? new Date(value).toISOString().slice(0, 19).replace('T', ' ') : '';
 }
 
-/** One server: its address and state, start/stop/restart, and its recent requests and operations. */
+/** Renders one server: its address and state, start/stop/restart, and its recent requests and operations. */
 export default async function ServerPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = await params;
   const user = await requireUser();

@@ -2,7 +2,7 @@ import { getPortal } from '../../../../lib/portal';
 
 /**
  * next-auth sends the browser here when sign-in fails inside it (a bad or
- * replayed `state`, a failed code exchange). The sign-in page says so.
+ * replayed `state`, a failed code exchange). The sign-in page then shows that sign-in failed.
  */
 export async function GET(request: Request): Promise<Response> {
   const portal = await getPortal();
