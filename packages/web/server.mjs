@@ -6,17 +6,31 @@
 import { createServer } from 'node:http';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig, loadPortalConfig } from '@vome/core';
 import next from 'next';
 
 const port = Number(process.env.PORT ?? 3000);
 const hostname = process.env.HOST ?? '127.0.0.1';
 
-if (!process.env.VOME_PORTAL_URL) {
-  console.error('vome portal: VOME_PORTAL_URL is missing: set it to the address customers use, e.g. https://portal.example.org');
-  process.exit(2);
+// Settings are checked before anything starts, so a wrong one stops the
+// portal with the variable's name and rule rather than failing requests later.
+// Exit code 7 is the CLI's code for invalid settings.
+let portalConfig;
+try {
+  loadConfig();
+  portalConfig = loadPortalConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`vome portal: ${error.message}`);
+    for (const hint of error.hints) {
+      console.error(`  hint: ${hint}`);
+    }
+    process.exit(7);
+  }
+  throw error;
 }
 // next-auth builds its callback URL from NEXTAUTH_URL; it follows the portal's.
-process.env.NEXTAUTH_URL = `${new URL(process.env.VOME_PORTAL_URL).origin}/api/auth`;
+process.env.NEXTAUTH_URL = `${portalConfig.portalUrl}/api/auth`;
 
 const app = next({ dev: false, dir: dirname(fileURLToPath(import.meta.url)), hostname, port });
 const handle = app.getRequestHandler();

@@ -18,7 +18,7 @@ export default class Worker extends BaseCommand {
   static override examples = [
     '<%= config.bin %> worker --once',
     '<%= config.bin %> worker --once --json',
-    'VOME_SSH_KEY=/var/lib/vome-testhost/vome-th/client/id_ed25519 <%= config.bin %> worker --concurrency 4 --log-level info',
+    '<%= config.bin %> worker --concurrency 4 --log-level info',
   ];
 
   static override flags = {
@@ -26,15 +26,22 @@ export default class Worker extends BaseCommand {
     concurrency: Flags.integer({ summary: 'Jobs to run at once.', default: 2, min: 1, max: 32 }),
     host: Flags.string({ summary: 'Host for servers created from the portal.', env: 'VOME_PORTAL_HOST' }),
     image: Flags.string({ summary: 'Image for servers created from the portal.', env: 'VOME_PORTAL_IMAGE' }),
-    vcpus: Flags.integer({ summary: 'vCPUs of servers created from the portal [default: 2].', env: 'VOME_PORTAL_VCPUS' }),
-    memory: Flags.integer({ summary: 'Memory of servers created from the portal, in MiB [default: 2048].', env: 'VOME_PORTAL_MEMORY_MIB' }),
-    disk: Flags.integer({ summary: 'Disk size of servers created from the portal, in GiB [default: 32].', env: 'VOME_PORTAL_DISK_GIB' }),
+    vcpus: Flags.integer({ summary: 'vCPUs of servers created from the portal [default: 2].', env: 'VOME_PORTAL_VCPUS', min: 1, max: 64 }),
+    memory: Flags.integer({ summary: 'Memory of servers created from the portal, in MiB [default: 2048].', env: 'VOME_PORTAL_MEMORY_MIB', min: 256, max: 262_144 }),
+    disk: Flags.integer({ summary: 'Disk size of servers created from the portal, in GiB [default: 32].', env: 'VOME_PORTAL_DISK_GIB', min: 1, max: 16_384 }),
   };
 
   async run(): Promise<{ requests: WorkerRequestJson[] } | { stopped: true }> {
     const { flags } = await this.parse(Worker);
-    const { installJobQueue, resolveDatabaseUrl, runDueJobs, startJobWorker } = await import('@vome/core');
+    const { getHost, getImage, installJobQueue, resolveDatabaseUrl, runDueJobs, startJobWorker } = await import('@vome/core');
     const context = await this.context();
+    // A wrong name would otherwise surface only when a customer's server is created.
+    if (flags.host) {
+      await getHost(context.db, flags.host);
+    }
+    if (flags.image) {
+      await getImage(context.db, flags.image);
+    }
     const connectionString = await resolveDatabaseUrl(context.config);
     await installJobQueue(connectionString);
     const options = { connectionString, context, defaults: { host: flags.host, image: flags.image, size: { vcpus: flags.vcpus, memoryMib: flags.memory, diskGib: flags.disk } }, concurrency: flags.concurrency };

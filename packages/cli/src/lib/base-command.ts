@@ -89,7 +89,9 @@ export abstract class BaseCommand extends Command {
       // A parse error (wrong flag or argument): under --json it is still one
       // JSON line on stderr, so scripts can read it.
       if (this.jsonEnabled()) {
-        const usage: ErrorJson = { code: 'usage', message: error.message.split('\n')[0] ?? error.message, hints: [`run \`vome ${this.id?.replaceAll(':', ' ') ?? ''} --help\``], fields: {} };
+        // oclif lists each problem on its own line; all of them are kept.
+        const message = error.message.split('\n').map((line) => line.trim()).filter((line) => line !== '').join(' ');
+        const usage: ErrorJson = { code: 'usage', message, hints: [`run \`vome ${this.id?.replaceAll(':', ' ') ?? ''} --help\``], fields: {} };
         process.stderr.write(`${JSON.stringify({ error: usage })}\n`);
         this.exit(error.oclif.exit);
       }

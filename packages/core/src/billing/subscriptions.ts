@@ -29,6 +29,9 @@ export async function setSubscription(db: Db, actor: Actor, accountLoginOrId: st
   if (change.plan !== undefined && !PLAN.test(change.plan)) {
     throw new InvalidInputError(`invalid plan "${change.plan}": use lower-case letters, digits and hyphens, starting with a letter`);
   }
+  if (change.status !== 'trial' && change.trialDays !== undefined) {
+    throw new InvalidInputError(`trial days apply only to a trial, not to status "${change.status}": leave them out or set the status to trial`);
+  }
   if (change.status === 'trial' && (change.trialDays === undefined || !Number.isInteger(change.trialDays) || change.trialDays < 1 || change.trialDays > 365)) {
     throw new InvalidInputError('a trial needs its length: give a whole number of trial days from 1 to 365');
   }
@@ -40,13 +43,13 @@ export async function setSubscription(db: Db, actor: Actor, accountLoginOrId: st
     if (current) {
       result = await trx
         .updateTable('subscriptions')
-        .set({ status: change.status, plan: change.plan ?? current.plan, trial_ends_at: trialEndsAt ?? current.trial_ends_at, updated_at: now })
+        .set({ status: change.status, plan: change.plan ?? current.plan, trial_ends_at: change.status === 'trial' ? trialEndsAt : null, updated_at: now })
         .where('id', '=', current.id)
         .returningAll()
         .executeTakeFirstOrThrow();
     } else if (change.status !== 'cancelled') {
       if (change.plan === undefined) {
-        throw new InvalidInputError(`account "${account.github_login}" has no subscription yet: give its plan`);
+        throw new InvalidInputError(`account "${account.github_login}" has no current subscription, so the new one needs a plan`, { hints: ['give the plan, e.g. --plan home'] });
       }
       result = await trx
         .insertInto('subscriptions')

@@ -6,10 +6,17 @@ import type { RateLimitRule, RateLimitRules } from '../identity/rate-limits.js';
 
 const RATE_RULE = /^(\d+)\/(\d+)s$/;
 
+function parseRule(value: string): RateLimitRule {
+  const [, points, seconds] = RATE_RULE.exec(value) ?? [];
+  return { points: Number(points), durationSeconds: Number(seconds) };
+}
+
 const rateLimit = (name: string, fallback: string) =>
   z
     .string()
     .regex(RATE_RULE, `${name} must look like "10/60s": at most 10 requests per 60 seconds`)
+    // rate-limiter-flexible reads 0 points as "reject all" and 0 seconds as "never reset".
+    .refine((value) => !RATE_RULE.test(value) || (parseRule(value).points >= 1 && parseRule(value).durationSeconds >= 1), `${name} needs at least 1 request and at least 1 second, e.g. "10/60s"`)
     .default(fallback);
 
 const httpUrl = (name: string) =>
@@ -70,11 +77,6 @@ export interface PortalConfig {
   defaultHost: string | undefined;
   /** Image for servers created from the portal; unset picks the newest image. */
   defaultImage: string | undefined;
-}
-
-function parseRule(value: string): RateLimitRule {
-  const [, points, seconds] = RATE_RULE.exec(value) ?? [];
-  return { points: Number(points), durationSeconds: Number(seconds) };
 }
 
 /**

@@ -27,7 +27,7 @@ export function parseTrustedProxies(list: string): BlockList {
     // Digits only: Number() would read "" as 0 (trusting every address), "0x8" as 8.
     const validPrefix = prefixText === undefined || (/^\d{1,3}$/.test(prefixText) && Number(prefixText) <= maxPrefix);
     if (family === 0 || extra.length > 0 || !validPrefix) {
-      throw new InvalidInputError(`invalid trusted proxy "${entry}": use an IP address or a network such as 10.0.0.0/8`);
+      throw new InvalidInputError(`invalid trusted proxy "${entry}": use comma-separated IP addresses or networks, such as 127.0.0.1,10.0.0.0/8`);
     }
     const type = family === 6 ? 'ipv6' : 'ipv4';
     if (prefix === undefined) {

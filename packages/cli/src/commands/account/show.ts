@@ -21,19 +21,36 @@ export function accountJson(account: Account): AccountJson {
   };
 }
 
+/** An account with its GitHub id and current subscription, as `account show` prints it. */
+export interface AccountDetailJson extends AccountJson {
+  githubId: string | null;
+  subscription: { plan: string; status: string; trialEndsAt: string | null } | null;
+}
+
 export default class AccountShow extends BaseCommand {
-  static override summary = 'Show a customer account.';
+  static override summary = 'Show a customer account with its GitHub id and current subscription.';
   static override examples = ['<%= config.bin %> account show octocat', '<%= config.bin %> account show octocat --json'];
   static override args = {
     login: Args.string({ description: 'GitHub login or account id.', required: true }),
   };
 
-  async run(): Promise<AccountJson> {
+  async run(): Promise<AccountDetailJson> {
     const { args } = await this.parse(AccountShow);
-    const { getAccount } = await import('@vome/core');
-    const account = accountJson(await getAccount(await this.db(), args.login));
+    const { currentSubscription, getAccount } = await import('@vome/core');
+    const db = await this.db();
+    const record = await getAccount(db, args.login);
+    const subscription = await currentSubscription(db, record.id);
+    const account: AccountDetailJson = {
+      ...accountJson(record),
+      githubId: record.github_id,
+      subscription: subscription
+        ? { plan: subscription.plan, status: subscription.status, trialEndsAt: subscription.trial_ends_at?.toISOString() ?? null }
+        : null,
+    };
     if (!this.jsonEnabled()) {
-      this.log(table(['FIELD', 'VALUE'], Object.entries(account)));
+      const { subscription: current, ...fields } = account;
+      const shown = current ? `${current.status} (${current.plan})${current.trialEndsAt ? ` until ${current.trialEndsAt}` : ''}` : 'none';
+      this.log(table(['FIELD', 'VALUE'], [...Object.entries(fields).map(([key, value]) => [key, value ?? '-']), ['subscription', shown]]));
     }
     return account;
   }

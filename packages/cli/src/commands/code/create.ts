@@ -11,8 +11,8 @@ export default class CodeCreate extends BaseCommand {
   static override summary = 'Make a redemption code that starts a trial.';
   static override description = `A customer who redeems the code gets a trial of the plan for the given number of days. The code can be redeemed --uses times, by different accounts, until --expires. Only a hash of the code is stored: it is printed once, here, and cannot be shown again. Revoke it with \`vome code revoke PREFIX\`.`;
   static override examples = [
-    '<%= config.bin %> code create --plan household --trial-days 30 --expires 2027-01-31',
-    '<%= config.bin %> code create --plan household --trial-days 14 --uses 50 --expires 2027-03-01T00:00:00Z --json',
+    '<%= config.bin %> code create --plan household --trial-days 30 --expires "$(date -u -d \'+60 days\' +%F)"',
+    '<%= config.bin %> code create --plan household --trial-days 14 --uses 50 --expires 2030-03-01T00:00:00Z --json',
   ];
   static override flags = {
     plan: Flags.string({ summary: 'Plan the trial is of: lower-case letters, digits and hyphens.', required: true }),

@@ -70,7 +70,8 @@ describe('setSubscription', () => {
   });
 
   it.each([
-    ['no plan for a first subscription', { status: 'active' }, 'account "octocat" has no subscription yet: give its plan'],
+    ['no plan for a first subscription', { status: 'active' }, 'account "octocat" has no current subscription, so the new one needs a plan'],
+    ['trial days without a trial', { status: 'active', plan: 'home', trialDays: 5 }, 'trial days apply only to a trial, not to status "active": leave them out or set the status to trial'],
     ['a trial without days', { status: 'trial', plan: 'home' }, 'a trial needs its length: give a whole number of trial days from 1 to 365'],
     ['a malformed plan', { status: 'active', plan: 'Home Plan' }, 'invalid plan "Home Plan": use lower-case letters, digits and hyphens, starting with a letter'],
   ] as const)('rejects %s', async (_, change, message) => {

@@ -72,6 +72,8 @@ describe('loadPortalConfig', () => {
     ['a plain-HTTP portal URL', { VOME_PORTAL_URL: 'http://portal.example.org' }, 'VOME_PORTAL_URL must start with https://'],
     ['a short session secret', { VOME_SESSION_SECRET: 'short' }, 'VOME_SESSION_SECRET must be at least 32 characters'],
     ['a malformed rate limit', { VOME_RATE_LIMIT_SIGN_IN: '10 per minute' }, 'VOME_RATE_LIMIT_SIGN_IN must look like "10/60s"'],
+    ['a limit of no requests', { VOME_RATE_LIMIT_API: '0/60s' }, 'VOME_RATE_LIMIT_API needs at least 1 request and at least 1 second'],
+    ['a limit of no seconds', { VOME_RATE_LIMIT_REDEEM: '1/0s' }, 'VOME_RATE_LIMIT_REDEEM needs at least 1 request and at least 1 second'],
     ['a login as admin id', { VOME_PORTAL_ADMIN_GITHUB_IDS: 'octocat' }, 'VOME_PORTAL_ADMIN_GITHUB_IDS must be a comma-separated list of numeric GitHub user ids'],
     ['a fractional minimum age', { VOME_GITHUB_MIN_AGE_DAYS: '1.5' }, 'VOME_GITHUB_MIN_AGE_DAYS must be a whole number of days'],
     ['a host name as proxy', { VOME_TRUSTED_PROXIES: 'proxy.internal' }, 'invalid trusted proxy "proxy.internal"'],

@@ -49,7 +49,7 @@ describe('parseTrustedProxies', () => {
     { list: '10.0.0.0/8/16', entry: '10.0.0.0/8/16' },
   ])('rejects malformed entry $entry', ({ list, entry }) => {
     expect(() => parseTrustedProxies(list)).toThrow(InvalidInputError);
-    expect(() => parseTrustedProxies(list)).toThrow(`invalid trusted proxy "${entry}": use an IP address or a network such as 10.0.0.0/8`);
+    expect(() => parseTrustedProxies(list)).toThrow(`invalid trusted proxy "${entry}": use comma-separated IP addresses or networks, such as 127.0.0.1,10.0.0.0/8`);
   });
 });
 
