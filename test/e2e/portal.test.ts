@@ -38,20 +38,25 @@ async function domainState(name: string): Promise<string> {
   return result.stdout.trim();
 }
 
-/** Reloads a page until its state cell reads `state`, for up to `timeoutMs`. */
-async function waitForState(target: Page, state: string, timeoutMs: number): Promise<void> {
+/** Reloads a page until the first element with a test id reads `text`, for up to `timeoutMs`. */
+async function waitForText(target: Page, testId: string, text: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const shown = await target.getByTestId('state').first().textContent().catch(() => null);
-    if (shown?.trim() === state) {
+    const shown = await target.getByTestId(testId).first().textContent().catch(() => null);
+    if (shown?.trim() === text) {
       return;
     }
     if (Date.now() > deadline) {
-      throw new Error(`the page still shows "${shown}" after ${timeoutMs} ms, not "${state}"\nworker output:\n${workerOutput.slice(-3000)}`);
+      throw new Error(`the page still shows "${shown}" after ${timeoutMs} ms, not "${text}"\nworker output:\n${workerOutput.slice(-3000)}`);
     }
     await target.waitForTimeout(1000);
     await target.reload();
   }
+}
+
+/** Reloads a page until its server state reads `state`. */
+async function waitForState(target: Page, state: string, timeoutMs: number): Promise<void> {
+  await waitForText(target, 'state', state, timeoutMs);
 }
 
 /** Sends a request through nginx with Node's https client, trusting the proxy's certificate. */
@@ -171,7 +176,7 @@ describe.skipIf(!browserPresent)('portal in a browser', () => {
   });
 
   it('sets the session cookie secure, HttpOnly and Lax', async () => {
-    const cookie = (await context.cookies(proxy.url)).find((entry) => entry.name === '__Secure-next-auth.session-token');
+    const cookie = (await context.cookies(proxy.url)).find((entry) => entry.name === '__Host-next-auth.session-token');
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.secure).toBe(true);
     expect(cookie?.sameSite).toBe('Lax');
@@ -208,6 +213,22 @@ describe.skipIf(!browserPresent)('portal in a browser', () => {
     await waitForState(page, 'running', 180_000);
     await expect(domainState('household-gh')).resolves.toBe('running');
     await expect(page.getByRole('heading', { name: /^start: succeeded/ }).count()).resolves.toBe(1);
+  });
+
+  it('restarts the server without JavaScript', async () => {
+    // A second browser with scripts off signs in and uses the plain forms.
+    const plain = await browser.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
+    const plainPage = await plain.newPage();
+    await plainPage.goto(`${proxy.url}/signin`);
+    await plainPage.getByRole('button', { name: 'Sign in with GitHub' }).click();
+    await plainPage.waitForURL(`${proxy.url}/dashboard`);
+    await plainPage.getByRole('link', { name: 'household-gh', exact: true }).click();
+    await plainPage.getByRole('button', { name: 'Restart', exact: true }).click();
+    await expect(plainPage.getByRole('status').first().textContent()).resolves.toBe('Your server is restarting.');
+    await waitForText(plainPage, 'request-state', 'succeeded', 180_000);
+    await expect(plainPage.getByTestId('state').textContent()).resolves.toBe('running');
+    await expect(domainState('household-gh')).resolves.toBe('running');
+    await plain.close();
   });
 
   it('runs nonce scripts with no CSP violation', async () => {

@@ -12,7 +12,7 @@ export const WEB_DIR = join(REPO, 'packages/web');
 /** The origin the test portal believes it is served at. */
 export const PORTAL_URL = 'https://portal.vome.test';
 export const SESSION_SECRET = 'test-session-secret-0123456789-abcdefghijklmnop';
-export const SESSION_COOKIE = '__Secure-next-auth.session-token';
+export const SESSION_COOKIE = '__Host-next-auth.session-token';
 
 function newestChange(path: string): number {
   const stat = statSync(path);

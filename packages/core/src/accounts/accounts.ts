@@ -83,15 +83,16 @@ export async function listAccounts(db: Db): Promise<Account[]> {
  */
 export async function getAccount(db: Db, loginOrId: string): Promise<Account> {
   const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(loginOrId);
-  const account = await db
-    .selectFrom('accounts')
-    .selectAll()
-    .where((eb) => {
-      const byLogin = eb(eb.fn('lower', ['github_login']), '=', loginOrId.toLowerCase());
-      // A login may itself look like a UUID, so both are tried.
-      return isUuid ? eb.or([eb('id', '=', loginOrId), byLogin]) : byLogin;
-    })
-    .executeTakeFirst();
+  // A GitHub login may itself look like a UUID. The id is tried first, so
+  // a login chosen to equal an account's id cannot take over lookups of it.
+  const byId = isUuid ? await db.selectFrom('accounts').selectAll().where('id', '=', loginOrId).executeTakeFirst() : undefined;
+  const account =
+    byId ??
+    (await db
+      .selectFrom('accounts')
+      .selectAll()
+      .where((eb) => eb(eb.fn('lower', ['github_login']), '=', loginOrId.toLowerCase()))
+      .executeTakeFirst());
   if (!account) {
     throw new NotFoundError('account', loginOrId, { hints: ['run `vome account list`, or add it with `vome account add`'] });
   }

@@ -69,3 +69,37 @@ export function resolveClientAddress(peerAddress: string, forwardedFor: string |
   }
   return client;
 }
+
+/** Expands a valid IPv6 address into its eight 16-bit groups. */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+  const missing = 8 - headGroups.length - tailGroups.length;
+  return [...headGroups, ...Array.from({ length: tail === undefined ? 0 : missing }, () => '0'), ...tailGroups].map((group) => parseInt(group, 16));
+}
+
+/**
+ * Returns the key a client address is rate-limited under: an IPv4 address
+ * as it is (also when written as IPv4-mapped IPv6), and an IPv6 address by
+ * its /64, because one customer line usually gets a whole /64 and could
+ * otherwise rotate through it.
+ */
+export function rateLimitBucket(address: string): string {
+  if (isIP(address) !== 6) {
+    return address;
+  }
+  const groups = ipv6Groups(address);
+  const mapped = groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff;
+  if (mapped) {
+    const [high = 0, low = 0] = groups.slice(6);
+    return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  }
+  return `${groups.slice(0, 4).map((group) => group.toString(16)).join(':')}::/64`;
+}

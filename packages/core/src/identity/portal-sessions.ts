@@ -20,6 +20,20 @@ export const SESSION_LIFETIME_MS = 12 * 60 * 60 * 1000;
  *   renamed GitHub user cannot inherit another person's account.
  */
 export async function recordGitHubSignIn(db: Db, identity: GitHubIdentity, sourceAddress: string | null, now: Date): Promise<Account> {
+  return recordSignIn(db, identity, sourceAddress, now).catch((error: unknown) => {
+    // A user who renamed on GitHub to a login another account row still has
+    // hits the unique index on the login.
+    if ((error as { code?: string }).code === '23505') {
+      throw new ConflictError(`the login "${identity.login}" belongs to another account in vome`, {
+        hints: ['ask support to rename the older account'],
+        cause: error,
+      });
+    }
+    throw error;
+  });
+}
+
+async function recordSignIn(db: Db, identity: GitHubIdentity, sourceAddress: string | null, now: Date): Promise<Account> {
   return db.transaction().execute(async (trx) => {
     const fields = {
       github_login: identity.login,

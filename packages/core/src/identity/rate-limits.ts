@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import { rateLimitBucket } from './client-address.js';
 
 /** A limit: at most `points` requests per `durationSeconds`. */
 export interface RateLimitRule {
@@ -16,7 +17,8 @@ export type RateLimitOutcome = { allowed: true } | { allowed: false; retryAfterS
 /**
  * The portal's rate limits, kept in PostgreSQL (table `rate_limits`) so
  * that every portal process counts against the same numbers. Each request
- * is counted against its client address and, when signed in, its account.
+ * is counted against its client address (an IPv6 client by its /64) and,
+ * when signed in, its account.
  * Either count over the limit rejects the request.
  */
 export class PortalRateLimits {
@@ -55,7 +57,7 @@ export class PortalRateLimits {
    * @throws the store's error when PostgreSQL cannot be reached.
    */
   async consume(action: RateLimitedAction, clientAddress: string, accountId?: string): Promise<RateLimitOutcome> {
-    const keys = [`address:${clientAddress}`, ...(accountId ? [`account:${accountId}`] : [])];
+    const keys = [`address:${rateLimitBucket(clientAddress)}`, ...(accountId ? [`account:${accountId}`] : [])];
     let retryAfterMs = 0;
     for (const key of keys) {
       try {

@@ -89,6 +89,21 @@ async function pickServerName(db: Db, accountId: string, login: string): Promise
   throw new VomeError('no_server_name', `no free server name starts with "${base}"`);
 }
 
+// Errors whose message speaks to the customer and reveals nothing of a host.
+const CUSTOMER_ERRORS = /^(forbidden|invalid_input|conflict|server_busy|address_range_full|no_host|no_image|no_server_name|.*_not_found)$/;
+
+/**
+ * Words an error for the customer who made the request. Host errors carry
+ * command output and paths, so they are logged for operators and the
+ * customer gets a general sentence.
+ */
+function customerMessage(error: unknown): string {
+  if (error instanceof VomeError && CUSTOMER_ERRORS.test(error.code)) {
+    return error.message;
+  }
+  return 'the operation failed on our side and has been logged for our operators; try again later or contact support';
+}
+
 async function finishRequest(db: Db, request: PortalRequest, update: { state: 'succeeded' | 'failed'; serverId?: string; operationIds: string[]; error?: string }): Promise<PortalRequest> {
   const now = new Date();
   return db
@@ -145,7 +160,7 @@ export async function runPortalRequest(context: HostContext, requestId: string, 
       }
     }
   } catch (error) {
-    const message = error instanceof VomeError ? error.message : 'an internal error stopped this request; the operator has been told';
+    const message = customerMessage(error);
     // A refusal or a failed step is expected from time to time; anything else is a bug.
     const fields = { request: request.id, kind: request.kind, server: serverId, err: error };
     if (error instanceof VomeError) {

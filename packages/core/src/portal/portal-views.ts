@@ -18,9 +18,32 @@ export interface PortalServer {
   createdAt: Date;
 }
 
+/**
+ * An operation as a customer sees it: steps and states only. Who ran it,
+ * from where, and the host's error output stay for operators.
+ */
+export interface PortalOperation {
+  id: string;
+  kind: Operation['kind'];
+  state: Operation['state'];
+  createdAt: Date;
+  finishedAt: Date | null;
+  steps: Array<{ name: string; state: string }>;
+}
+
+/** A portal request as a customer sees it; `error` is already worded for customers. */
+export interface PortalRequestView {
+  id: string;
+  kind: PortalRequest['kind'];
+  state: PortalRequest['state'];
+  createdAt: Date;
+  finishedAt: Date | null;
+  error: string | null;
+}
+
 export interface PortalServerDetail extends PortalServer {
-  operations: Operation[];
-  requests: PortalRequest[];
+  operations: PortalOperation[];
+  requests: PortalRequestView[];
 }
 
 function portalServers(db: Db) {
@@ -83,7 +106,25 @@ export async function getServerForActor(db: Db, actor: Actor, serverId: string):
   const row = await portalServers(db).where('servers.id', '=', server.id).executeTakeFirstOrThrow();
   const operations = await db.selectFrom('operations').selectAll().where('server_id', '=', server.id).orderBy('created_at', 'desc').limit(5).execute();
   const requests = await listPortalRequests(db, { serverId: server.id }, 5);
-  return { ...toPortalServer(row), operations, requests };
+  return {
+    ...toPortalServer(row),
+    operations: operations.map((operation) => ({
+      id: operation.id,
+      kind: operation.kind,
+      state: operation.state,
+      createdAt: operation.created_at,
+      finishedAt: operation.finished_at,
+      steps: operation.steps.map((step) => ({ name: step.name, state: step.state })),
+    })),
+    requests: requests.map((request) => ({
+      id: request.id,
+      kind: request.kind,
+      state: request.state,
+      createdAt: request.created_at,
+      finishedAt: request.finished_at,
+      error: request.error,
+    })),
+  };
 }
 
 /** Returns an account's current (not cancelled) subscription or trial, if any. */

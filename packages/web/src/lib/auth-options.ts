@@ -1,6 +1,7 @@
 import {
   ConflictError,
   decideGitHubSignIn,
+  hmacTag,
   type GitHubLookup,
   lookUpGitHubAccount,
   recordGitHubSignIn,
@@ -12,8 +13,16 @@ import GitHubProvider from 'next-auth/providers/github';
 import { now } from './clock';
 import type { Portal } from './portal';
 
-/** The session cookie's name: next-auth's, with the __Secure- prefix that HTTPS gives it. */
-export const SESSION_COOKIE = '__Secure-next-auth.session-token';
+/**
+ * Name of the session cookie. next-auth's cookies all get the __Host-
+ * prefix rather than its default __Secure-: browsers then accept them only
+ * without a Domain attribute, so a sibling subdomain (a customer's Home
+ * Assistant under the same parent domain) cannot plant a session, state or
+ * callback cookie for the portal.
+ */
+export const SESSION_COOKIE = '__Host-next-auth.session-token';
+
+const HOST_COOKIE = { httpOnly: true, sameSite: 'lax', path: '/', secure: true } as const;
 
 /** Contents of the session token: only the id of the session row. */
 export interface SessionToken {
@@ -27,12 +36,26 @@ export interface SessionToken {
  */
 export function authOptions(portal: Portal, clientAddress: string): AuthOptions {
   const { config, db, logger } = portal;
-  const refused = (reason: string, eligibleAt?: Date) =>
-    `${config.portalUrl}/signin?refused=${reason}${eligibleAt ? `&eligible=${encodeURIComponent(eligibleAt.toISOString())}` : ''}`;
+  // The eligible date is signed, so a crafted link cannot show another date on the portal.
+  const refused = (reason: string, eligibleAt?: Date) => {
+    if (!eligibleAt) {
+      return `${config.portalUrl}/signin?refused=${reason}`;
+    }
+    const eligible = eligibleAt.toISOString();
+    return `${config.portalUrl}/signin?refused=${reason}&eligible=${encodeURIComponent(eligible)}&signature=${hmacTag(config.sessionSecret, 'eligible', eligible)}`;
+  };
 
   return {
     secret: config.sessionSecret,
     useSecureCookies: true,
+    cookies: {
+      sessionToken: { name: SESSION_COOKIE, options: HOST_COOKIE },
+      callbackUrl: { name: '__Host-next-auth.callback-url', options: HOST_COOKIE },
+      csrfToken: { name: '__Host-next-auth.csrf-token', options: HOST_COOKIE },
+      state: { name: '__Host-next-auth.state', options: { ...HOST_COOKIE, maxAge: 900 } },
+      pkceCodeVerifier: { name: '__Host-next-auth.pkce.code_verifier', options: { ...HOST_COOKIE, maxAge: 900 } },
+      nonce: { name: '__Host-next-auth.nonce', options: HOST_COOKIE },
+    },
     session: { strategy: 'jwt', maxAge: SESSION_LIFETIME_MS / 1000 },
     jwt: { maxAge: SESSION_LIFETIME_MS / 1000 },
     pages: { signIn: '/signin', error: '/signin' },

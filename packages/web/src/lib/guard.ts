@@ -27,14 +27,20 @@ function wantsHtml(request: Request): boolean {
   return (request.headers.get('accept') ?? '').includes('text/html');
 }
 
+/**
+ * Returns a cookie's value, or undefined when it is missing or sent more
+ * than once: two cookies of one name mean one was planted, and Next.js
+ * pages and this code would otherwise not pick the same one.
+ */
 function cookieValue(request: Request, name: string): string | undefined {
+  const values: string[] = [];
   for (const part of (request.headers.get('cookie') ?? '').split(';')) {
     const [key, ...rest] = part.trim().split('=');
     if (key === name) {
-      return rest.join('=');
+      values.push(rest.join('='));
     }
   }
-  return undefined;
+  return values.length === 1 ? values[0] : undefined;
 }
 
 function htmlPage(status: number, title: string, message: string, extraHeaders: Record<string, string> = {}): Response {

@@ -73,7 +73,13 @@ export function parseCookieHeader(header: string | null): Record<string, string>
   for (const part of (header ?? '').split(';')) {
     const separator = part.indexOf('=');
     if (separator > 0) {
-      cookies[part.slice(0, separator).trim()] = decodeURIComponent(part.slice(separator + 1).trim());
+      const raw = part.slice(separator + 1).trim();
+      try {
+        cookies[part.slice(0, separator).trim()] = decodeURIComponent(raw);
+      } catch {
+        // Another site's cookie on a parent domain may hold a bare "%"; it is not ours, so it stays as sent.
+        cookies[part.slice(0, separator).trim()] = raw;
+      }
     }
   }
   return cookies;

@@ -52,7 +52,9 @@ export async function userFromCookie(portal: Portal, cookieValue: string | undef
  * `cache` makes the layout and the page share one lookup per request.
  */
 export const currentUser = cache(async (): Promise<PortalUser | undefined> => {
-  const cookie = (await cookies()).get(SESSION_COOKIE)?.value;
+  // Two session cookies mean one was planted: neither is trusted.
+  const sent = (await cookies()).getAll(SESSION_COOKIE);
+  const cookie = sent.length === 1 ? sent[0]?.value : undefined;
   if (!cookie) {
     return undefined;
   }

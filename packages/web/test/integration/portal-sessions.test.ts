@@ -20,7 +20,7 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 // The portal's clock is moved to this instant before each test, so that session ages are exact.
 const NOW = new Date('2026-06-01T12:00:00Z');
-const STATE_COOKIE = '__Secure-next-auth.state';
+const STATE_COOKIE = '__Host-next-auth.state';
 const CSRF_COOKIE = '__Host-next-auth.csrf-token';
 
 const database = new TestDatabase();
@@ -171,8 +171,18 @@ describe('portal session cookies', () => {
     callbackCookies = callback.setCookies;
   });
 
-  it('names session cookie with __Secure-', () => {
+  it('names session cookie with __Host-', () => {
+    expect(SESSION_COOKIE).toBe('__Host-next-auth.session-token');
     expect(findSetCookie(callbackCookies, SESSION_COOKIE)?.value).toMatch(/^\S{100,}$/);
+  });
+
+  it.each([
+    { cookie: SESSION_COOKIE, from: 'callback' },
+    { cookie: STATE_COOKIE, from: 'start' },
+  ])('sets $cookie without Domain', ({ cookie, from }) => {
+    const found = findSetCookie(from === 'start' ? startCookies : callbackCookies, cookie);
+    expect(found).toBeDefined();
+    expect(found?.attributes.has('domain')).toBe(false);
   });
 
   it.each([
@@ -194,6 +204,18 @@ describe('portal session cookies', () => {
     const found = findSetCookie(startCookies, cookie);
     expect(found).toBeDefined();
     expect(found?.attributes.get(attribute)).toBe(true);
+  });
+});
+
+describe('portal duplicate session cookies', () => {
+  it('trusts neither of two session cookies', async () => {
+    const first = await signIn('duplicate-first');
+    const second = await signIn('duplicate-second');
+    expect(await probe(first.sessionCookie())).toBe(200);
+    const reply = await httpCall(`${portal.localUrl}/api/servers`, {
+      headers: { accept: 'application/json', cookie: `${SESSION_COOKIE}=${first.sessionCookie()}; ${SESSION_COOKIE}=${second.sessionCookie()}` },
+    });
+    expect(reply.status).toBe(401);
   });
 });
 

@@ -241,6 +241,23 @@ describe('GitHub sign-in refusals', () => {
     expect(await signInPageAlerts(reply.location!)).toEqual(['Your GitHub account is too new to sign up. You can sign in from 2026-06-01T12:00:01Z.']);
   });
 
+  it('refuses rename onto a taken login', async () => {
+    await signInAs(user({ login: 'rename-bob', id: 9201 }));
+    await signInAs(user({ login: 'rename-alice', id: 9202 }));
+    const before = await rowCounts();
+
+    const { client, reply } = await signInAs(user({ login: 'rename-bob', id: 9202 }));
+
+    expect(reply.location).toBe(`${PORTAL_URL}/signin?refused=login_taken`);
+    expect(client.sessionCookie()).toBeUndefined();
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it('shows no date from a crafted link', async () => {
+    const crafted = `${PORTAL_URL}/signin?refused=account_too_new&eligible=${encodeURIComponent('2099-12-31T00:00:00.000Z')}&signature=forged`;
+    expect(await signInPageAlerts(crafted)).toEqual(['Your GitHub account is too new to sign up.']);
+  });
+
   it.each([
     { case: 'exactly old enough', login: 'just-thirty', id: 302, ageMs: MIN_AGE_MS },
     { case: 'one second over', login: 'thirty-plus', id: 303, ageMs: MIN_AGE_MS + 1000 },

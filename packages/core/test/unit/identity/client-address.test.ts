@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../../src/errors/index.js';
-import { parseTrustedProxies, resolveClientAddress } from '../../../src/identity/client-address.js';
+import { parseTrustedProxies, rateLimitBucket, resolveClientAddress } from '../../../src/identity/client-address.js';
 
 const familyOf = (address: string) => (address.includes(':') ? 'ipv6' : 'ipv4');
 
@@ -116,5 +116,22 @@ describe('resolveClientAddress', () => {
 
   it('trusts no X-Forwarded-For without proxies', () => {
     expect(resolveClientAddress('127.0.0.1', '198.51.100.1', parseTrustedProxies(''))).toBe('127.0.0.1');
+  });
+});
+
+describe('rateLimitBucket', () => {
+  it.each([
+    ['203.0.113.9', '203.0.113.9'],
+    ['::ffff:192.0.2.5', '192.0.2.5'],
+    ['::ffff:c000:205', '192.0.2.5'],
+    ['0:0:0:0:0:ffff:c000:0205', '192.0.2.5'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:db8:1:2::/64'],
+    ['2001:DB8:1:2::6', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['fe80::1:2:3:4', 'fe80:0:0:0::/64'],
+  ])('keys %s as %s', (address, bucket) => {
+    expect(rateLimitBucket(address)).toBe(bucket);
   });
 });

@@ -1,10 +1,11 @@
-import { describeSignInRefusal, type SignInRefusal } from '@vome/core';
+import { describeSignInRefusal, isValidHmacTag, type SignInRefusal } from '@vome/core';
 import { redirect } from 'next/navigation';
+import { getPortal } from '../../lib/portal';
 import { currentUser } from '../../lib/session';
 
 const REFUSALS = new Set(['profile_unreadable', 'emails_unreadable', 'no_verified_primary_email', 'creation_date_missing', 'account_too_new']);
 
-function refusalMessage(reason: string | undefined, eligible: string | undefined): string | undefined {
+function refusalMessage(reason: string | undefined, eligible: string | undefined, eligibleSigned: boolean): string | undefined {
   if (reason === 'login_taken') {
     return 'Your GitHub login is linked to another GitHub account here. Please contact support.';
   }
@@ -13,7 +14,7 @@ function refusalMessage(reason: string | undefined, eligible: string | undefined
   }
   if (reason === 'account_too_new') {
     const eligibleAt = new Date(eligible ?? '');
-    if (Number.isNaN(eligibleAt.getTime())) {
+    if (!eligibleSigned || Number.isNaN(eligibleAt.getTime())) {
       return 'Your GitHub account is too new to sign up.';
     }
     return describeSignInRefusal({ reason, eligibleAt });
@@ -27,7 +28,9 @@ export default async function SignIn({ searchParams }: { searchParams: Promise<R
   if (await currentUser()) {
     redirect('/dashboard');
   }
-  const refusal = refusalMessage(params.refused, params.eligible);
+  const { config } = await getPortal();
+  const eligibleSigned = params.eligible !== undefined && isValidHmacTag(config.sessionSecret, 'eligible', params.eligible, params.signature);
+  const refusal = refusalMessage(params.refused, params.eligible, eligibleSigned);
   const failed = params.error !== undefined && refusal === undefined;
   return (
     <>

@@ -69,7 +69,7 @@ export default async function ServerPage({ params }: { params: Promise<{ id: str
           <tbody>
             {server.requests.map((request) => (
               <tr key={request.id}>
-                <td>{time(request.created_at)}</td>
+                <td>{time(request.createdAt)}</td>
                 <td>{request.kind}</td>
                 <td data-testid="request-state">{request.state}</td>
                 <td>{request.error ?? ''}</td>
@@ -82,13 +82,12 @@ export default async function ServerPage({ params }: { params: Promise<{ id: str
       {server.operations.map((operation) => (
         <section key={operation.id} aria-label={`${operation.kind} operation`}>
           <h3>
-            {operation.kind}: {operation.state} <span className="muted">{time(operation.created_at)}</span>
+            {operation.kind}: {operation.state} <span className="muted">{time(operation.createdAt)}</span>
           </h3>
           <ol>
             {operation.steps.map((step) => (
               <li key={step.name}>
                 {step.name}: {step.state}
-                {step.error ? ` (${step.error})` : ''}
               </li>
             ))}
           </ol>

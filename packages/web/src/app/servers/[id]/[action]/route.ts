@@ -1,6 +1,7 @@
 import { queueServerRequest } from '@vome/core';
 import { now } from '../../../../lib/clock';
-import { errorResponse, handleAction } from '../../../../lib/guard';
+import { errorResponse, handleAction, isCrossSite } from '../../../../lib/guard';
+import { getPortal } from '../../../../lib/portal';
 
 const ACTIONS = ['start', 'stop', 'restart'] as const;
 type ServerAction = (typeof ACTIONS)[number];
@@ -19,7 +20,11 @@ const NOTICES: Record<ServerAction, string> = {
 export async function POST(request: Request, context: { params: Promise<{ id: string; action: string }> }): Promise<Response> {
   const { id, action } = await context.params;
   if (!(ACTIONS as readonly string[]).includes(action)) {
-    return errorResponse(request, 404, 'not_found', `There is no server action "${action}": use start, stop or restart.`);
+    // The path is not echoed: a crafted link must not put words on a portal page.
+    if (isCrossSite(request, await getPortal())) {
+      return errorResponse(request, 403, 'cross_site', 'This request came from another site, so it was refused.');
+    }
+    return errorResponse(request, 404, 'not_found', 'There is no such server action: use start, stop or restart.');
   }
   const kind = action as ServerAction;
   return handleAction(request, 'api', async ({ portal, user }) => {
