@@ -7,6 +7,7 @@ import * as initialSchema from '../../../src/db/migrations/2026-12-04-0001-initi
 import * as hostNetwork from '../../../src/db/migrations/2026-12-04-0002-host-network.js';
 import * as blockedNetworks from '../../../src/db/migrations/2026-12-05-0003-blocked-networks.js';
 import * as codesAndSubscriptions from '../../../src/db/migrations/2026-12-05-0004-codes-and-subscriptions.js';
+import * as portal from '../../../src/db/migrations/2026-12-05-0005-portal.js';
 import { ADMIN, rejection } from '../../support/fixtures.js';
 import { TestDatabase } from '../../support/test-database.js';
 
@@ -19,12 +20,15 @@ const TABLES = [
   'image_placements',
   'images',
   'operations',
+  'portal_requests',
+  'portal_sessions',
+  'rate_limits',
   'redemption_codes',
   'servers',
   'subscriptions',
   'tunnel_peers',
 ];
-const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network', '2026-12-05-0003-blocked-networks', '2026-12-05-0004-codes-and-subscriptions'];
+const MIGRATIONS = ['2026-12-04-0001-initial-schema', '2026-12-04-0002-host-network', '2026-12-05-0003-blocked-networks', '2026-12-05-0004-codes-and-subscriptions', '2026-12-05-0005-portal'];
 
 const database = new TestDatabase();
 
@@ -50,6 +54,7 @@ function downMigrator(db: Db): Migrator {
     '2026-12-04-0002-host-network': hostNetwork,
     '2026-12-05-0003-blocked-networks': blockedNetworks,
     '2026-12-05-0004-codes-and-subscriptions': codesAndSubscriptions,
+    '2026-12-05-0005-portal': portal,
   };
   return new Migrator({ db, provider: { getMigrations: async () => migrations } });
 }
