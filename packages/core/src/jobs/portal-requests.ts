@@ -22,6 +22,9 @@ export interface PortalRequestJob {
  * (`installJobQueue`). Up to 5 attempts: the task itself never throws for
  * a failed operation, so a retry only follows a worker that died mid-run,
  * and operations finish where such a run stopped.
+ *
+ * NOTE: graphile-worker 0.17 frees the job of a dead worker only after its
+ * lock is 4 hours old, so such a request shows "running" until then.
  */
 async function insertRequest(trx: Transaction<Database>, actor: Actor, accountId: string, kind: PortalRequestKind, serverId: string | null): Promise<PortalRequest> {
   const request = await trx
