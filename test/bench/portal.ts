@@ -14,17 +14,8 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import type { Db } from '../../packages/core/src/index.js';
 import { insertHost, insertImage, insertServer } from '../../packages/core/test/support/fixtures.js';
-import { TestDatabase } from '../../packages/core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../support/fake-github.js';
-import {
-  ensurePortalBuilt,
-  httpCall,
-  PORTAL_URL,
-  PortalClient,
-  type PortalProcess,
-  SESSION_COOKIE,
-  startPortal,
-} from '../support/portal.js';
+import type { FakeGitHub } from '../support/fake-github.js';
+import { httpCall, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_COOKIE, startPortalStack } from '../support/portal.js';
 
 const WARM_UP_SECONDS = 2;
 const SERVER_NAMES = ['kitchen', 'garage', 'cellar'];
@@ -148,27 +139,17 @@ function printTable(measurements: Measurement[], options: BenchOptions): void {
 }
 
 const options = readOptions();
-const database = new TestDatabase();
-let github: FakeGitHub | undefined;
-let portal: PortalProcess | undefined;
+let stack: PortalStack | undefined;
 const measurements: Measurement[] = [];
 let portalOutput = '';
 try {
-  await ensurePortalBuilt();
-  await database.start();
-  const { db, url } = await database.freshWithUrl();
-  github = await startFakeGitHub({ allowedRedirectPrefix: `${PORTAL_URL}/api/auth/callback/github` });
-  portal = await startPortal({
-    DATABASE_URL: url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
+  stack = await startPortalStack({
     VOME_RATE_LIMIT_SIGN_IN: HIGH_RATE_LIMIT,
     VOME_RATE_LIMIT_REDEEM: HIGH_RATE_LIMIT,
     VOME_RATE_LIMIT_API: HIGH_RATE_LIMIT,
     VOME_LOG_LEVEL: 'warn',
   });
+  const { db, github, portal } = stack;
 
   const session = await signInCustomer(db, github, portal);
   const cookie = `${SESSION_COOKIE}=${session}`;
@@ -177,10 +158,8 @@ try {
   measurements.push(await measure(portal, '/dashboard', { cookie }, options));
   measurements.push(await measure(portal, '/about', {}, options));
 } finally {
-  portalOutput = portal?.output() ?? '';
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  portalOutput = stack?.portal.output() ?? '';
+  await stack?.stop();
 }
 
 printTable(measurements, options);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCommand, requirement } from '../../packages/core/test/support/requirements.js';
 import { e2eAvailable, type E2eSetup, setUpVome } from '../support/e2e-fixture.js';
 import { type FakeGitHub, startFakeGitHub } from '../support/fake-github.js';
-import { ensurePortalBuilt, freePort, httpCall, type PortalProcess, REPO, startPortal } from '../support/portal.js';
+import { ensurePortalBuilt, freePort, gitHubSettings, httpCall, type PortalProcess, REPO, startPortal } from '../support/portal.js';
 import { type PortalProxy, startPortalProxy } from '../support/portal-proxy.js';
 
 // Sign in with GitHub in a real Chromium, behind a real nginx, redeem a code,
@@ -105,10 +105,7 @@ describe.skipIf(!browserPresent)('portal in a browser', () => {
     portal = await startPortal({
       ...setup.cli.env,
       VOME_PORTAL_URL: portalUrl,
-      GITHUB_CLIENT_ID: github.clientId,
-      GITHUB_CLIENT_SECRET: github.clientSecret,
-      VOME_GITHUB_URL: github.webUrl,
-      VOME_GITHUB_API_URL: github.apiUrl,
+      ...gitHubSettings(github),
     });
     proxy = await startPortalProxy(PORTAL_HOST, portal.port, proxyPort);
 

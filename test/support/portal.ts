@@ -6,6 +6,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import type { Db } from '../../packages/core/src/index.js';
+import { TestDatabase } from '../../packages/core/test/support/test-database.js';
+import { type FakeGitHub, startFakeGitHub } from './fake-github.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const WEB_DIR = join(REPO, 'packages/web');
@@ -262,5 +265,59 @@ export class PortalClient {
   /** Returns the session cookie's value, if signed in. */
   sessionCookie(): string | undefined {
     return this.jar.cookies.get(SESSION_COOKIE);
+  }
+}
+
+/** Returns the settings that point a portal at the GitHub double. */
+export function gitHubSettings(github: FakeGitHub): Record<string, string> {
+  return {
+    GITHUB_CLIENT_ID: github.clientId,
+    GITHUB_CLIENT_SECRET: github.clientSecret,
+    VOME_GITHUB_URL: github.webUrl,
+    VOME_GITHUB_API_URL: github.apiUrl,
+  };
+}
+
+/** A fresh database, the GitHub double and a portal wired to both. */
+export interface PortalStack {
+  db: Db;
+  databaseUrl: string;
+  github: FakeGitHub;
+  portal: PortalProcess;
+  /** Stops the portal, the double and the database, in that order. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the portal when needed, then starts an empty migrated database,
+ * the GitHub double accepting the portal's callback, and the portal on
+ * both. `env` adds or overrides portal settings. Whatever started is
+ * stopped again when a later part fails.
+ */
+export async function startPortalStack(env: Record<string, string> = {}): Promise<PortalStack> {
+  await ensurePortalBuilt();
+  const database = new TestDatabase();
+  let github: FakeGitHub | undefined;
+  try {
+    await database.start();
+    const { db, url } = await database.freshWithUrl();
+    github = await startFakeGitHub({ allowedRedirectPrefix: `${PORTAL_URL}/api/auth/callback/github` });
+    const portal = await startPortal({ DATABASE_URL: url, ...gitHubSettings(github), ...env });
+    const started = github;
+    return {
+      db,
+      databaseUrl: url,
+      github: started,
+      portal,
+      async stop() {
+        await portal.stop();
+        await started.close();
+        await database.stop();
+      },
+    };
+  } catch (error) {
+    await github?.close();
+    await database.stop();
+    throw error;
   }
 }

@@ -1,5 +1,6 @@
 import type { Actor } from '../audit/actor.js';
 import { isEntitled } from '../billing/redemption-codes.js';
+import { currentSubscription } from '../billing/subscriptions.js';
 import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
 import { ForbiddenError, NotFoundError } from '../errors/index.js';
@@ -24,7 +25,7 @@ export async function requireServerAccess(db: Db, actor: Actor, server: Pick<Ser
   if (actor.kind !== 'customer' || server === undefined || server.account_id !== actor.id) {
     throw denied;
   }
-  const subscription = await db.selectFrom('subscriptions').selectAll().where('account_id', '=', actor.id).where('status', '<>', 'cancelled').executeTakeFirst();
+  const subscription = await currentSubscription(db, actor.id);
   if (!isEntitled(subscription, now)) {
     throw new ForbiddenError('your trial or subscription is not active, so your servers cannot be changed', {
       hints: ['redeem a code or renew your subscription'],
@@ -46,7 +47,7 @@ export async function requireCreateAccess(db: Db, actor: Actor, accountId: strin
   if (actor.kind !== 'customer' || actor.id !== accountId) {
     throw new ForbiddenError('you may create servers only for your own account');
   }
-  const subscription = await db.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
+  const subscription = await currentSubscription(db, accountId);
   if (!isEntitled(subscription, now)) {
     throw new ForbiddenError('your trial or subscription is not active, so no server can be created', {
       hints: ['redeem a code or renew your subscription'],

@@ -7,6 +7,11 @@ import { InvalidInputError } from '../errors/index.js';
 
 const PLAN = /^[a-z][a-z0-9-]{0,39}$/;
 
+/** Returns an account's current (not cancelled) subscription or trial, if any. */
+export async function currentSubscription(db: Db, accountId: string): Promise<Subscription | undefined> {
+  return db.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
+}
+
 export interface SubscriptionChange {
   status: SubscriptionStatus;
   /** Required when the account has no current subscription; otherwise keeps the current plan. */

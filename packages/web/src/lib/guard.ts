@@ -63,6 +63,16 @@ export function errorResponse(request: Request, status: number, code: string, me
   return Response.json({ error: { code, message } }, { status, headers: { 'cache-control': 'no-store', ...extraHeaders } });
 }
 
+/** Returns the 403 for a request that another site's page sent. */
+export function crossSiteRejected(request: Request): Response {
+  return errorResponse(request, 403, 'cross_site', 'This request came from another site, so it was rejected.');
+}
+
+/** Returns 429 with Retry-After in whole seconds; `what` names what there were too many of. */
+export function tooManyRequests(request: Request, retryAfterSeconds: number, what = 'requests'): Response {
+  return errorResponse(request, 429, 'rate_limited', `Too many ${what}. Try again in ${retryAfterSeconds} seconds.`, { 'retry-after': String(retryAfterSeconds) });
+}
+
 /** Maps core's errors to HTTP statuses; anything else is a 500 that is logged. */
 function statusOf(error: VomeError): number {
   if (error instanceof ForbiddenError) {
@@ -117,7 +127,7 @@ export async function handleAction(request: Request, rateLimit: RateLimitedActio
   const portal = await getPortal();
   const clientAddress = clientAddressOf(request.headers, portal);
   if (isCrossSite(request, portal)) {
-    return errorResponse(request, 403, 'cross_site', 'This request came from another site, so it was refused.');
+    return crossSiteRejected(request);
   }
   const user = await userFromCookie(portal, cookieValue(request, SESSION_COOKIE), clientAddress);
   if (!user) {
@@ -137,7 +147,7 @@ export async function handleAction(request: Request, rateLimit: RateLimitedActio
   }
   const limit = await portal.limits.consume(rateLimit, clientAddress, user.account.id);
   if (!limit.allowed) {
-    return errorResponse(request, 429, 'rate_limited', `Too many requests. Try again in ${limit.retryAfterSeconds} seconds.`, { 'retry-after': String(limit.retryAfterSeconds) });
+    return tooManyRequests(request, limit.retryAfterSeconds);
   }
 
   try {
@@ -171,7 +181,7 @@ export async function handleApiRead(request: Request, read: (context: Omit<Actio
   const user = await userFromCookie(portal, cookieValue(request, SESSION_COOKIE), clientAddress);
   const limit = await portal.limits.consume('api', clientAddress, user?.account.id);
   if (!limit.allowed) {
-    return errorResponse(request, 429, 'rate_limited', `Too many requests. Try again in ${limit.retryAfterSeconds} seconds.`, { 'retry-after': String(limit.retryAfterSeconds) });
+    return tooManyRequests(request, limit.retryAfterSeconds);
   }
   if (!user) {
     return errorResponse(request, 401, 'unauthenticated', 'Sign in first.');

@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Account, createRedemptionCode, csrfTokenFor, type Db, type Server } from '../../../core/src/index.js';
 import { ADMIN, insertHost, insertImage, insertServer } from '../../../core/test/support/fixtures.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import { ensurePortalBuilt, type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, SESSION_SECRET, startPortal } from '../../../../test/support/portal.js';
+import { type FakeGitHub } from '../../../../test/support/fake-github.js';
+import { type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_SECRET, startPortalStack } from '../../../../test/support/portal.js';
 
 // Who may see and do what in the portal, for every route and five actors:
 // an anonymous client, customers A and B with active trials, customer E
 // whose trial has ended, and an admin. The expected values follow these rules.
-// - A customer sees only their own servers, and acts on them only while a
+// - A customer can view only their own servers, and acts on them only while a
 //   trial or subscription is active.
 // - A server of another account gets the same response as one that does not
 //   exist: 404 on pages, 403 "you have no such server" in the JSON API.
@@ -22,7 +21,6 @@ import { ensurePortalBuilt, type HttpReply, PORTAL_URL, PortalClient, type Porta
 // portal_requests and a job to graphile-worker's queue.
 
 const DAY_MS = 86_400_000;
-const CALLBACK_URL = `${PORTAL_URL}/api/auth/callback/github`;
 
 type ActorName = 'anonymous' | 'A' | 'B' | 'E' | 'admin';
 type Customer = Exclude<ActorName, 'anonymous' | 'admin'>;
@@ -105,7 +103,7 @@ function namedCells(rows: Row[]): Array<[string, Cell]> {
   return cellsOf(rows).map((cell) => [`${cell.actor} ${cell.method} ${cell.route} is ${cell.expected}`, cell]);
 }
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let db: Db;
 let github: FakeGitHub;
 let portal: PortalProcess;
@@ -191,22 +189,13 @@ async function apiServerIds(actor: SignedIn): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  db = fresh.db;
-  github = await startFakeGitHub({ allowedRedirectPrefix: CALLBACK_URL });
-  portal = await startPortal({
-    DATABASE_URL: fresh.url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
+  stack = await startPortalStack({
     VOME_PORTAL_ADMIN_GITHUB_IDS: String(GITHUB_USERS.admin.id),
     VOME_RATE_LIMIT_API: '10000/60s',
     VOME_RATE_LIMIT_SIGN_IN: '10000/60s',
     VOME_RATE_LIMIT_REDEEM: '10000/60s',
   });
+  ({ db, github, portal } = stack);
 
   for (const actor of Object.keys(GITHUB_USERS) as SignedIn[]) {
     const { id, login } = GITHUB_USERS[actor];
@@ -235,9 +224,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 describe('portal authorization matrix', () => {

@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedemptionCode, csrfTokenFor, type Db, type Host, type Image } from '../../../core/src/index.js';
 import { ADMIN, insertHost, insertImage, insertServer } from '../../../core/test/support/fixtures.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import { ensurePortalBuilt, type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, SESSION_SECRET, startPortal } from '../../../../test/support/portal.js';
+import { type FakeGitHub } from '../../../../test/support/fake-github.js';
+import { type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_SECRET, startPortalStack } from '../../../../test/support/portal.js';
 
 // Every state-changing route of the portal must reject a request without
 // the CSRF token of the session that sends it, or one sent from another
@@ -12,7 +11,6 @@ import { ensurePortalBuilt, type HttpReply, PORTAL_URL, PortalClient, type Porta
 // customer, so that one route's success cannot hide another's rejection.
 
 const DAY_MS = 86_400_000;
-const CALLBACK_URL = `${PORTAL_URL}/api/auth/callback/github`;
 const EVIL_ORIGIN = 'https://evil.example';
 const INVALID_TOKEN_CODE = 'invalid_csrf_token';
 const CROSS_SITE_CODE = 'cross_site';
@@ -71,7 +69,7 @@ const SUCCESSES: SuccessCase[] = [
   { name: 'valid token in header', field: 'none', header: 'valid' },
 ];
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let db: Db;
 let github: FakeGitHub;
 let portal: PortalProcess;
@@ -296,21 +294,12 @@ function errorCodeOf(reply: HttpReply): string | undefined {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  db = fresh.db;
-  github = await startFakeGitHub({ allowedRedirectPrefix: CALLBACK_URL });
-  portal = await startPortal({
-    DATABASE_URL: fresh.url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
+  stack = await startPortalStack({
     VOME_RATE_LIMIT_API: '10000/60s',
     VOME_RATE_LIMIT_SIGN_IN: '10000/60s',
     VOME_RATE_LIMIT_REDEEM: '10000/60s',
   });
+  ({ db, github, portal } = stack);
   host = await insertHost(db);
   image = await insertImage(db);
   addGitHubUser('csrf-other', 4999);
@@ -318,9 +307,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 describe('portal CSRF rejections', () => {

@@ -1,16 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csrfTokenFor } from '../../../core/src/index.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import {
-  ensurePortalBuilt,
-  type HttpReply,
-  PORTAL_URL,
-  PortalClient,
-  type PortalProcess,
-  SESSION_SECRET,
-  startPortal,
-} from '../../../../test/support/portal.js';
+import { type FakeGitHub } from '../../../../test/support/fake-github.js';
+import { type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_SECRET, startPortalStack } from '../../../../test/support/portal.js';
 
 // The values that packages/web/next.config.mjs sets on every response.
 const SECURITY_HEADERS = {
@@ -21,7 +12,7 @@ const SECURITY_HEADERS = {
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()',
 };
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let github: FakeGitHub;
 let portal: PortalProcess;
 let customer: PortalClient;
@@ -53,17 +44,8 @@ function fetchPage(path: string): Promise<HttpReply> {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  github = await startFakeGitHub({ allowedRedirectPrefix: `${PORTAL_URL}/api/auth/callback/github` });
-  portal = await startPortal({
-    DATABASE_URL: fresh.url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
-  });
+  stack = await startPortalStack();
+  ({ github, portal } = stack);
 
   github.addUser({
     id: 301,
@@ -79,14 +61,12 @@ beforeAll(async () => {
   if (signedIn.location !== `${PORTAL_URL}/dashboard`) {
     throw new Error(`hedy could not sign in: ${signedIn.status} ${signedIn.location ?? ''}`);
   }
-  const session = await fresh.db.selectFrom('portal_sessions').select('id').executeTakeFirstOrThrow();
+  const session = await stack.db.selectFrom('portal_sessions').select('id').executeTakeFirstOrThrow();
   customerCsrf = csrfTokenFor(SESSION_SECRET, session.id);
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 describe('page headers', () => {

@@ -1,18 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedemptionCode, csrfTokenFor, type Db } from '../../../core/src/index.js';
 import { ADMIN } from '../../../core/test/support/fixtures.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import {
-  ensurePortalBuilt,
-  httpCall,
-  type HttpReply,
-  PORTAL_URL,
-  PortalClient,
-  type PortalProcess,
-  SESSION_SECRET,
-  startPortal,
-} from '../../../../test/support/portal.js';
+import { type FakeGitHub } from '../../../../test/support/fake-github.js';
+import { gitHubSettings, httpCall, type HttpReply, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_SECRET, startPortal, startPortalStack } from '../../../../test/support/portal.js';
 
 const DAY_MS = 86_400_000;
 const SIGN_IN_LIMIT = 5;
@@ -23,26 +13,19 @@ const REDEEM_LIMIT = 3;
 // addresses, so that no test spends another's budget.
 const PROXY_ADDRESS = '127.0.0.1';
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let db: Db;
-let databaseUrl: string;
 let github: FakeGitHub;
 let portal: PortalProcess;
 let nextGitHubId = 500;
 
-function portalEnv(): Record<string, string> {
-  return {
-    DATABASE_URL: databaseUrl,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
-    VOME_RATE_LIMIT_SIGN_IN: `${SIGN_IN_LIMIT}/60s`,
-    VOME_RATE_LIMIT_API: `${API_LIMIT}/60s`,
-    VOME_RATE_LIMIT_REDEEM: `${REDEEM_LIMIT}/300s`,
-    VOME_TRUSTED_PROXIES: PROXY_ADDRESS,
-  };
-}
+/** The portal settings of this file: small limits and one trusted proxy. */
+const LIMITS = {
+  VOME_RATE_LIMIT_SIGN_IN: `${SIGN_IN_LIMIT}/60s`,
+  VOME_RATE_LIMIT_API: `${API_LIMIT}/60s`,
+  VOME_RATE_LIMIT_REDEEM: `${REDEEM_LIMIT}/300s`,
+  VOME_TRUSTED_PROXIES: PROXY_ADDRESS,
+};
 
 /** Posts the sign-in form as a browser would, from `localAddress`, optionally with an X-Forwarded-For header. */
 function startSignIn(target: PortalProcess, localAddress: string, forwardedFor?: string): Promise<HttpReply> {
@@ -105,19 +88,12 @@ async function csrfTokenOf(accountId: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  db = fresh.db;
-  databaseUrl = fresh.url;
-  github = await startFakeGitHub({ allowedRedirectPrefix: `${PORTAL_URL}/api/auth/callback/github` });
-  portal = await startPortal(portalEnv());
+  stack = await startPortalStack(LIMITS);
+  ({ db, github, portal } = stack);
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 describe('sign-in rate limit', () => {
@@ -227,7 +203,7 @@ describe('rate limits across processes', () => {
   let second: PortalProcess;
 
   beforeAll(async () => {
-    second = await startPortal(portalEnv());
+    second = await startPortal({ DATABASE_URL: stack.databaseUrl, ...gitHubSettings(github), ...LIMITS });
   });
 
   afterAll(async () => {

@@ -2,18 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { decode, encode } from 'next-auth/jwt';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Db } from '../../../core/src/index.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import {
-  ensurePortalBuilt,
-  httpCall,
-  PORTAL_URL,
-  PortalClient,
-  type PortalProcess,
-  SESSION_COOKIE,
-  SESSION_SECRET,
-  startPortal,
-} from '../../../../test/support/portal.js';
+import { type FakeGitHub } from '../../../../test/support/fake-github.js';
+import { httpCall, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, SESSION_COOKIE, SESSION_SECRET, startPortalStack } from '../../../../test/support/portal.js';
 
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
@@ -23,7 +13,7 @@ const NOW = new Date('2026-06-01T12:00:00Z');
 const STATE_COOKIE = '__Host-next-auth.state';
 const CSRF_COOKIE = '__Host-next-auth.csrf-token';
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let db: Db;
 let github: FakeGitHub;
 let portal: PortalProcess;
@@ -119,27 +109,13 @@ function changeOneCharacter(text: string): string {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  db = fresh.db;
-  github = await startFakeGitHub({ allowedRedirectPrefix: `${PORTAL_URL}/api/auth/callback/github` });
-  portal = await startPortal({
-    DATABASE_URL: fresh.url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
-    VOME_RATE_LIMIT_SIGN_IN: '1000/60s',
-    VOME_RATE_LIMIT_API: '1000/60s',
-  });
+  stack = await startPortalStack({ VOME_RATE_LIMIT_SIGN_IN: '1000/60s', VOME_RATE_LIMIT_API: '1000/60s' });
+  ({ db, github, portal } = stack);
   await portal.shiftClock(NOW.getTime() - Date.now());
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 beforeEach(async () => {

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../../core/src/index.js';
 import { insertAccount } from '../../../core/test/support/fixtures.js';
-import { TestDatabase } from '../../../core/test/support/test-database.js';
-import { type FakeGitHub, type FakeGitHubUser, startFakeGitHub } from '../../../../test/support/fake-github.js';
-import { ensurePortalBuilt, httpCall, PORTAL_URL, PortalClient, type PortalProcess, startPortal } from '../../../../test/support/portal.js';
+import { type FakeGitHub, type FakeGitHubUser } from '../../../../test/support/fake-github.js';
+import { httpCall, PORTAL_URL, PortalClient, type PortalProcess, type PortalStack, startPortalStack } from '../../../../test/support/portal.js';
 
 const DAY_MS = 86_400_000;
 const SESSION_LIFETIME_MS = 12 * 3600_000;
@@ -14,7 +13,7 @@ const NOW = new Date('2026-06-01T12:00:00Z');
 const CALLBACK_URL = `${PORTAL_URL}/api/auth/callback/github`;
 const FAILED_TEXT = 'Sign-in with GitHub did not complete. Please try again.';
 
-const database = new TestDatabase();
+let stack: PortalStack;
 let db: Db;
 let github: FakeGitHub;
 let portal: PortalProcess;
@@ -74,26 +73,13 @@ async function signInPageAlerts(location: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  await ensurePortalBuilt();
-  await database.start();
-  const fresh = await database.freshWithUrl();
-  db = fresh.db;
-  github = await startFakeGitHub({ allowedRedirectPrefix: CALLBACK_URL });
-  portal = await startPortal({
-    DATABASE_URL: fresh.url,
-    GITHUB_CLIENT_ID: github.clientId,
-    GITHUB_CLIENT_SECRET: github.clientSecret,
-    VOME_GITHUB_URL: github.webUrl,
-    VOME_GITHUB_API_URL: github.apiUrl,
-    VOME_RATE_LIMIT_SIGN_IN: '1000/60s',
-  });
+  stack = await startPortalStack({ VOME_RATE_LIMIT_SIGN_IN: '1000/60s' });
+  ({ db, github, portal } = stack);
   await portal.shiftClock(NOW.getTime() - Date.now());
 });
 
 afterAll(async () => {
-  await portal?.stop();
-  await github?.close();
-  await database.stop();
+  await stack?.stop();
 });
 
 beforeEach(async () => {

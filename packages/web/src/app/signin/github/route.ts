@@ -1,6 +1,6 @@
 import { authOptions } from '../../../lib/auth-options';
 import { clientAddressOf } from '../../../lib/client-address';
-import { errorResponse, isCrossSite } from '../../../lib/guard';
+import { crossSiteRejected, errorResponse, isCrossSite, tooManyRequests } from '../../../lib/guard';
 import { callNextAuth, toResponse } from '../../../lib/next-auth-call';
 import { getPortal } from '../../../lib/portal';
 
@@ -16,14 +16,12 @@ const CSRF_COOKIE = '__Host-next-auth.csrf-token';
 export async function POST(request: Request): Promise<Response> {
   const portal = await getPortal();
   if (isCrossSite(request, portal)) {
-    return errorResponse(request, 403, 'cross_site', 'This request came from another site, so it was refused.');
+    return crossSiteRejected(request);
   }
   const clientAddress = clientAddressOf(request.headers, portal);
   const limit = await portal.limits.consume('sign-in', clientAddress);
   if (!limit.allowed) {
-    return errorResponse(request, 429, 'rate_limited', `Too many sign-in attempts. Try again in ${limit.retryAfterSeconds} seconds.`, {
-      'retry-after': String(limit.retryAfterSeconds),
-    });
+    return tooManyRequests(request, limit.retryAfterSeconds, 'sign-in attempts');
   }
   const options = authOptions(portal, clientAddress);
   const csrf = await callNextAuth(options, { path: ['csrf'], method: 'GET' });

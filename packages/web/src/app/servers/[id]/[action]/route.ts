@@ -1,6 +1,6 @@
 import { queueServerRequest } from '@vome/core';
 import { now } from '../../../../lib/clock';
-import { errorResponse, handleAction, isCrossSite } from '../../../../lib/guard';
+import { crossSiteRejected, errorResponse, handleAction, isCrossSite } from '../../../../lib/guard';
 import { getPortal } from '../../../../lib/portal';
 
 const ACTIONS = ['start', 'stop', 'restart'] as const;
@@ -22,7 +22,7 @@ export async function POST(request: Request, context: { params: Promise<{ id: st
   if (!(ACTIONS as readonly string[]).includes(action)) {
     // The path is not echoed: a crafted link must not put words on a portal page.
     if (isCrossSite(request, await getPortal())) {
-      return errorResponse(request, 403, 'cross_site', 'This request came from another site, so it was refused.');
+      return crossSiteRejected(request);
     }
     return errorResponse(request, 404, 'not_found', 'There is no such server action: use start, stop or restart.');
   }

@@ -1,6 +1,6 @@
 import { authOptions } from '../../../../../lib/auth-options';
 import { clientAddressOf } from '../../../../../lib/client-address';
-import { errorResponse } from '../../../../../lib/guard';
+import { tooManyRequests } from '../../../../../lib/guard';
 import { callNextAuth, parseCookieHeader, toResponse } from '../../../../../lib/next-auth-call';
 import { getPortal } from '../../../../../lib/portal';
 
@@ -15,9 +15,7 @@ export async function GET(request: Request): Promise<Response> {
   const clientAddress = clientAddressOf(request.headers, portal);
   const limit = await portal.limits.consume('sign-in', clientAddress);
   if (!limit.allowed) {
-    return errorResponse(request, 429, 'rate_limited', `Too many sign-in attempts. Try again in ${limit.retryAfterSeconds} seconds.`, {
-      'retry-after': String(limit.retryAfterSeconds),
-    });
+    return tooManyRequests(request, limit.retryAfterSeconds, 'sign-in attempts');
   }
   const url = new URL(request.url);
   const reply = await callNextAuth(authOptions(portal, clientAddress), {
