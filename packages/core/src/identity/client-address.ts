@@ -86,10 +86,10 @@ function ipv6Groups(address: string): number[] {
 }
 
 /**
- * Returns the key a client address is rate-limited under: an IPv4 address
- * as it is (also when written as IPv4-mapped IPv6), and an IPv6 address by
- * its /64, because one customer line usually gets a whole /64 and could
- * otherwise rotate through it.
+ * Returns the key a client address is rate-limited under. An IPv4 address
+ * is its own key, also when written as IPv4-mapped IPv6. An IPv6 address is
+ * keyed by its /64, because one customer line usually gets a whole /64 and
+ * could otherwise rotate through it.
  */
 export function rateLimitBucket(address: string): string {
   if (isIP(address) !== 6) {

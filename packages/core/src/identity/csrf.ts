@@ -15,8 +15,8 @@ export function isValidHmacTag(secret: string, purpose: string, value: string, s
     return false;
   }
   const expected = Buffer.from(hmacTag(secret, purpose, value));
-  const given = Buffer.from(submitted);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const submittedBytes = Buffer.from(submitted);
+  return submittedBytes.length === expected.length && timingSafeEqual(submittedBytes, expected);
 }
 
 /**

@@ -20,7 +20,7 @@ export interface GitHubEmail {
 }
 
 /**
- * The answers sign-in received from GitHub. `emails` is undefined when the emails
+ * The data sign-in received from GitHub. `emails` is undefined when the emails
  * call failed or returned something unreadable.
  */
 export interface GitHubLookup {

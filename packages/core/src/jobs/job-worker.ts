@@ -76,13 +76,13 @@ async function pickServerName(db: Db, accountId: string, login: string): Promise
   const base = login.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 56) || 'home';
   for (let suffix = 1; suffix < 1000; suffix += 1) {
     const name = suffix === 1 ? base : `${base}-${suffix}`;
-    const taken = await db
+    const clash = await db
       .selectFrom('servers')
       .select('id')
       .where('state', '<>', 'destroyed')
       .where((eb) => eb.or([eb('name', '=', name), eb('subdomain', '=', name)]))
       .executeTakeFirst();
-    if (!taken && isDnsLabel(name)) {
+    if (!clash && isDnsLabel(name)) {
       return { name, existing: undefined };
     }
   }

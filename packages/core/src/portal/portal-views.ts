@@ -1,7 +1,7 @@
 import { requireServerVisible } from '../access/server-access.js';
 import type { Actor } from '../audit/actor.js';
 import type { Db } from '../db/connection.js';
-import type { Operation, PortalRequest, Server, ServerState, Subscription } from '../db/schema.js';
+import type { Operation, PortalRequest, Server, ServerState } from '../db/schema.js';
 import { listPortalRequests } from '../jobs/portal-requests.js';
 import { findLiveServerById } from '../servers/servers.js';
 
@@ -19,7 +19,7 @@ export interface PortalServer {
 }
 
 /**
- * An operation as a customer sees it: steps and states only. Who ran it,
+ * An operation as shown to a customer: steps and states only. Who ran it,
  * from where, and the host's error output stay for operators.
  */
 export interface PortalOperation {
@@ -31,7 +31,7 @@ export interface PortalOperation {
   steps: Array<{ name: string; state: string }>;
 }
 
-/** A portal request as a customer sees it; `error` is already worded for customers. */
+/** A portal request as shown to a customer; `error` is already worded for customers. */
 export interface PortalRequestView {
   id: string;
   kind: PortalRequest['kind'];
@@ -125,9 +125,4 @@ export async function getServerForActor(db: Db, actor: Actor, serverId: string):
       error: request.error,
     })),
   };
-}
-
-/** Returns an account's current (not cancelled) subscription or trial, if any. */
-export async function currentSubscription(db: Db, accountId: string): Promise<Subscription | undefined> {
-  return db.selectFrom('subscriptions').selectAll().where('account_id', '=', accountId).where('status', '<>', 'cancelled').executeTakeFirst();
 }

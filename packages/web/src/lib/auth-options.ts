@@ -15,10 +15,10 @@ import type { Portal } from './portal';
 
 /**
  * Name of the session cookie. next-auth's cookies all get the __Host-
- * prefix rather than its default __Secure-: browsers then accept them only
- * without a Domain attribute, so a sibling subdomain (a customer's Home
- * Assistant under the same parent domain) cannot plant a session, state or
- * callback cookie for the portal.
+ * prefix rather than its default __Secure-. Browsers accept a __Host- cookie only without a
+ * Domain attribute, so a sibling subdomain cannot plant a session, state or
+ * callback cookie for the portal. Such a subdomain may be a customer's Home
+ * Assistant under the same parent domain.
  */
 export const SESSION_COOKIE = '__Host-next-auth.session-token';
 
@@ -84,7 +84,7 @@ export function authOptions(portal: Portal, clientAddress: string): AuthOptions 
       async signIn({ user, profile }) {
         const decision = decideGitHubSignIn(profile as unknown as GitHubLookup, now(), config.minGitHubAgeMs);
         if (!decision.allowed) {
-          logger.warn({ reason: decision.reason, clientAddress }, 'sign-in refused');
+          logger.warn({ reason: decision.reason, clientAddress }, 'sign-in rejected');
           return refused(decision.reason, decision.reason === 'account_too_new' ? decision.eligibleAt : undefined);
         }
         try {
@@ -96,7 +96,7 @@ export function authOptions(portal: Portal, clientAddress: string): AuthOptions 
           return true;
         } catch (error) {
           if (error instanceof ConflictError) {
-            logger.warn({ githubId: decision.identity.githubId, clientAddress }, 'sign-in refused: login belongs to another GitHub account');
+            logger.warn({ githubId: decision.identity.githubId, clientAddress }, 'sign-in rejected: login belongs to another GitHub account');
             return refused('login_taken');
           }
           throw error;
