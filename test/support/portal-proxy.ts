@@ -16,10 +16,9 @@ export interface PortalProxy {
 
 /**
  * Starts nginx on 127.0.0.1 as the TLS edge in front of a portal, the way a
- * host's nginx fronts it: TLS terminated here, Host kept, and
- * X-Forwarded-For set to the address nginx saw (a client's own header is
- * replaced, not appended to). Uses a self-signed certificate for
- * `serverName`. nginx runs in the foreground as this process's child.
+ * host's nginx fronts it. TLS ends here and Host is kept. X-Forwarded-For is
+ * set to the address nginx saw, replacing a client's own header rather than
+ * appending to it. The certificate is self-signed for `serverName`. nginx runs in the foreground as this process's child.
  */
 export async function startPortalProxy(serverName: string, portalPort: number, listenPort?: number): Promise<PortalProxy> {
   const dir = await mkdtemp(join(tmpdir(), 'vome-portal-nginx-'));
